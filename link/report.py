@@ -1,0 +1,166 @@
+"""Reports from the results store alone: ``ber.csv`` and BER/BLER plots (PNG + PDF).
+
+Plotting is separate from simulation: everything here reads stored counts, so
+``python simulate.py report RUN_DIR`` regenerates the same files without simulating.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from link.ber_run import BER_COLUMNS
+from link.results import atomic_write_bytes, write_csv
+from link.store import ResultsStore
+
+_CURVE_KEYS = ("channel", "fading", "csi", "tdl_model", "modulation", "code", "k", "n", "decoder")
+
+
+def ber_rows(store: ResultsStore) -> list[dict[str, Any]]:
+    """Rows of ``ber.csv`` in run order."""
+    return [r.metrics for r in store.records() if "bit_errors" in r.metrics]
+
+
+def write_ber_csv(run_dir: Path, rows: list[dict[str, Any]]) -> Path:
+    return write_csv(run_dir / "ber.csv", BER_COLUMNS, rows)
+
+
+def _curve_label(key: dict[str, Any], varying: set[str]) -> str:
+    parts = []
+    if "modulation" in varying or len(varying) == 0:
+        parts.append(str(key["modulation"]).upper())
+    if key["code"] != "none":
+        rate = key["k"] / key["n"]
+        parts.append(f"LDPC({key['n']},{key['k']}) r={rate:.2f}")
+        if "decoder" in varying:
+            parts.append(str(key["decoder"]))
+    elif "code" in varying:
+        parts.append("uncoded")
+    if "fading" in varying and key["fading"]:
+        parts.append(f"{key['fading']} fading")
+    if "csi" in varying:
+        parts.append(f"{key['csi']} CSI")
+    if "tdl_model" in varying and key["tdl_model"]:
+        parts.append(f"TDL-{key['tdl_model']}")
+    return " ".join(parts) or str(key["modulation"]).upper()
+
+
+def _channel_title(channel: str, rows: list[dict[str, Any]]) -> str:
+    row = rows[0]
+    if channel == "awgn":
+        return "AWGN"
+    if channel in ("rayleigh", "rician"):
+        return f"{channel.capitalize()} ({row['fading']} fading, perfect CSI)"
+    if channel == "tdl":
+        return f"3GPP TDL-{row['tdl_model']} OFDM ({row['csi']} CSI)"
+    return channel
+
+
+def _theory_line(rows: list[dict[str, Any]], grid: np.ndarray) -> np.ndarray | None:
+    """Closed-form BER on a dense Eb/N0 grid for an uncoded curve, or None."""
+    row = rows[0]
+    if row["code"] != "none" or row.get("theory_ber") in (None, ""):
+        return None
+    from phy.specs import ChannelSpec
+    from phy.theory import theory_ber
+
+    spec = ChannelSpec(type=row["channel"], fading=row["fading"] or "block")
+    values = [theory_ber(row["modulation"], spec, float(e)) for e in grid]
+    if any(v is None for v in values):
+        return None
+    return np.asarray(values, dtype=float)
+
+
+def plot_ber(run_dir: Path, rows: list[dict[str, Any]], title: str = "") -> list[Path]:
+    """Write ``plots/ber.png|pdf`` (one column per channel; BLER row when any curve is coded).
+
+    Simulated points carry 95% confidence-interval error bars; closed-form theory is drawn as
+    lines. Points with zero errors are not drawn on the log axis (their upper CI is in the CSV).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not rows:
+        return []
+    by_channel: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_channel[_channel_key(row)].append(row)
+    any_coded = any(r["code"] != "none" for r in rows)
+    nrows = 2 if any_coded else 1
+    ncols = len(by_channel)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols + 0.6, 3.0 * nrows + 0.4),
+                             squeeze=False, constrained_layout=True)
+    written: list[Path] = []
+    for col, (_ch_key, ch_rows) in enumerate(by_channel.items()):
+        curves: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+        for row in ch_rows:
+            curves[tuple(row[k] for k in _CURVE_KEYS)].append(row)
+        varying = {k for i, k in enumerate(_CURVE_KEYS) if len({c[i] for c in curves}) > 1}
+        for idx, (ckey, crows) in enumerate(curves.items()):
+            crows = sorted(crows, key=lambda r: r["ebno_db"])
+            label = _curve_label(dict(zip(_CURVE_KEYS, ckey)), varying)
+            color = f"C{idx % 10}"
+            x = np.array([r["ebno_db"] for r in crows])
+            for panel, (metric, lo, hi) in enumerate(
+                    [("ber", "ber_ci_low", "ber_ci_high"), ("bler", "bler_ci_low", "bler_ci_high")]
+                    [:nrows]):
+                ax = axes[panel][col]
+                y = np.array([r[metric] for r in crows], dtype=float)
+                keep = y > 0
+                if keep.any():
+                    yerr = np.array([[y[i] - crows[i][lo], crows[i][hi] - y[i]]
+                                     for i in np.flatnonzero(keep)]).T
+                    ax.errorbar(x[keep], y[keep], yerr=yerr, fmt="o", ms=3.5, color=color,
+                                capsize=2, lw=1, label=f"{label} (sim.)")
+                    ax.plot(x[keep], y[keep], "-", color=color, lw=0.6, alpha=0.6)
+                if metric == "ber":
+                    grid = np.linspace(x.min(), x.max(), 200)
+                    theory = _theory_line(crows, grid)
+                    if theory is not None:
+                        ax.plot(grid, theory, "--", color=color, lw=1.1, label=f"{label} (theory)")
+        for panel, name in enumerate(["BER", "BLER"][:nrows]):
+            ax = axes[panel][col]
+            ax.set_yscale("log")
+            ax.set_xlabel(r"$E_b/N_0$ (dB)")
+            ax.set_ylabel(name)
+            ax.grid(True, which="both", lw=0.3, alpha=0.6)
+            ax.set_title(_channel_title(ch_rows[0]["channel"], ch_rows), fontsize=9)
+            handles, _labels = ax.get_legend_handles_labels()
+            if handles:
+                ax.legend(fontsize=6, loc="lower left")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    plots = run_dir / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    for ext in ("png", "pdf"):
+        written.append(_save(fig, plots / f"ber.{ext}"))
+    plt.close(fig)
+    return written
+
+
+def _channel_key(row: dict[str, Any]) -> str:
+    return "|".join(str(row[k]) for k in ("channel", "fading", "csi", "tdl_model"))
+
+
+def _save(fig: Any, path: Path) -> Path:
+    import io
+
+    buf = io.BytesIO()
+    # Fixed metadata so the same data gives the same bytes.
+    metadata = {"Software": None} if path.suffix == ".png" else {"CreationDate": None,
+                                                                 "Producer": None}
+    fig.savefig(buf, format=path.suffix[1:], dpi=200, metadata=metadata)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def write_ber_report(run_dir: Path, store: ResultsStore, title: str = "") -> list[Path]:
+    """``ber.csv`` and the BER/BLER plots of a run, from its store."""
+    rows = ber_rows(store)
+    if not rows:
+        return []
+    return [write_ber_csv(run_dir, rows), *plot_ber(run_dir, rows, title)]

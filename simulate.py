@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""semlink: end-to-end generative semantic-communication link simulator.
+
+Usage:
+  python simulate.py SCENARIO.yaml [--out DIR] [--set dotted.key=value ...]
+                     [--device auto|cpu|cuda] [--resume] [--debug]
+  python simulate.py report RUN_DIR
+  python simulate.py data preview --source synthetic --n 16 --out DIR
+  python simulate.py fid PATH_A PATH_B [--json]
+  python simulate.py train segmenter|receiver ...
+
+Exit codes: 0 success; 2 invalid configuration or input (one line on stderr naming the file,
+the dotted key and the reason); 1 runtime failure (traceback only with --debug).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from link.errors import ConfigError
+
+SUBCOMMANDS = ("report", "data", "fid", "train")
+
+
+def _catalogue() -> str:
+    from link.config import (
+        CHANNEL_TYPES,
+        CODE_TYPES,
+        DECODERS,
+        MODULATIONS,
+        SCENARIO_KINDS,
+        TDL_MODELS,
+    )
+
+    return (
+        "scenario kinds: " + ", ".join(SCENARIO_KINDS) + "\n"
+        "modulations (phy.modulation): " + ", ".join(MODULATIONS) + "\n"
+        "codes (phy.coding.type): " + ", ".join(CODE_TYPES)
+        + "  [ldpc5g: 3GPP 38.212 LDPC with rate matching; k, n; decoder: "
+        + "|".join(DECODERS) + "]\n"
+        "channels (phy.channel.type): " + ", ".join(CHANNEL_TYPES)
+        + "  [rayleigh/rician: fading block|fast; tdl: models " + "/".join(TDL_MODELS)
+        + " over OFDM, csi perfect|ls]\n"
+        "\nsubcommands:\n"
+        "  report RUN_DIR                      regenerate CSVs and plots from a run's store\n"
+        "  data preview --source synthetic --n 16 --out DIR\n"
+        "  fid PATH_A PATH_B [--json]          FID/KID between two image folders\n"
+        "  train segmenter|receiver ...        train the shipped models\n"
+        "\nexamples:\n"
+        "  python simulate.py scenarios/ber_uncoded_awgn.yaml\n"
+        "  python simulate.py scenarios/ber_ldpc_awgn.yaml --set sweep.ebno_db=[1,2,3] "
+        "--out /tmp/run\n"
+    )
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="simulate.py",
+        description="Run a scenario (YAML) of the semantic link simulator.",
+        epilog=_catalogue(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("scenario", help="scenario YAML file (see scenarios/)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="output directory (default: results/<scenario-name>/<run-id>/)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="dotted.key=value",
+                        help="override a scenario key (value parsed as YAML); repeatable")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                        help="compute device (default: the scenario's 'device', itself 'auto')")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the newest run of this config (or --out DIR), "
+                             "skipping finished points")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on failure")
+    return parser
+
+
+def resolve_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("cuda requested but no CUDA device is available", key="device")
+    return requested
+
+
+def run_scenario(args: argparse.Namespace) -> int:
+    from link.config import load_scenario, parse_scenario, to_yaml
+    from link.results import Manifest, atomic_write_text, make_run_dir
+    from link.sweep import expand_points, stable_hash
+
+    scenario = load_scenario(args.scenario, args.overrides)
+    if args.device:
+        raw = scenario.raw
+        raw["device"] = args.device
+        scenario = parse_scenario(raw, source=str(args.scenario))
+    device = resolve_device(scenario.device)
+    try:
+        points = expand_points(scenario)
+    except ConfigError as exc:
+        raise exc.with_source(str(args.scenario)) from None
+    resolved = scenario.model_dump(mode="json")
+    config_hash = stable_hash({k: v for k, v in resolved.items() if k != "device"}, 8)
+    run_dir, existed = make_run_dir(scenario.name, config_hash, args.out, args.resume)
+    if existed and not args.resume:
+        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it",
+                          key="--out")
+    atomic_write_text(run_dir / "config.resolved.yaml", to_yaml(scenario))
+    manifest = Manifest(run_dir, scenario.name, scenario.seed, device)
+    if scenario.kind == "ber":
+        return _run_ber(scenario, points, run_dir, device, manifest)
+    raise ConfigError("the semantic pipeline is not available in this build", key="kind",
+                      source=str(args.scenario))
+
+
+def _run_ber(scenario, points, run_dir: Path, device: str, manifest) -> int:
+    from tqdm import tqdm
+
+    from link.ber_run import run_ber_points
+    from link.report import write_ber_report
+    from link.store import ResultsStore
+
+    with ResultsStore(run_dir / "store.sqlite") as store:
+        already = len(store.finished_ids() & {p.point_id for p in points})
+        bar = tqdm(total=len(points), initial=already, desc="points", unit="pt",
+                   file=sys.stderr, dynamic_ncols=True, disable=None)
+
+        def on_point(point, row, wall):
+            bar.update(1)
+            bar.write(f"[{point.order + 1}/{len(points)}] {row['channel']} {row['modulation']} "
+                      f"{row['code']} Eb/N0={row['ebno_db']:g} dB  BER={row['ber']:.3e} "
+                      f"BLER={row['bler']:.3e}  ({row['bit_errors']} bit / "
+                      f"{row['block_errors']} block errors, {wall:.1f} s)", file=sys.stderr)
+
+        t0 = time.perf_counter()
+        ran = run_ber_points(points, store, device, on_point)
+        bar.close()
+        manifest.add_stage("simulate", time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        written = write_ber_report(run_dir, store, title=scenario.name)
+        manifest.add_stage("report", time.perf_counter() - t0)
+        manifest.write(points={"total": len(points), "ran": ran, "resumed": already})
+    print(f"{scenario.name}: {len(points)} points ({ran} simulated, {already} resumed) -> {run_dir}")
+    for path in written:
+        print(f"  {path}")
+    return 0
+
+
+def cmd_report(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="simulate.py report",
+                                     description="Regenerate CSVs and plots from a run's store.")
+    parser.add_argument("run_dir")
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    from link.report import write_ber_report
+    from link.store import ResultsStore
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "store.sqlite").is_file():
+        raise ConfigError("no store.sqlite here (not a run directory)", source=str(run_dir))
+    with ResultsStore(run_dir / "store.sqlite") as store:
+        written = write_ber_report(run_dir, store, title=run_dir.parent.name)
+    for path in written:
+        print(path)
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"report": cmd_report}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        if argv and argv[0] in COMMANDS:
+            return COMMANDS[argv[0]](argv[1:])
+        args = _run_parser().parse_args(argv)
+        return run_scenario(args)
+    except ConfigError as exc:
+        print(f"error: {exc.one_line()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished points are kept (rerun with --resume)", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        message = " ".join(str(exc).split())[:300]
+        print(f"error: runtime failure: {type(exc).__name__}: {message}"
+              + ("" if debug else " (rerun with --debug for a traceback)"), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    sys.exit(main())
