@@ -1,0 +1,1 @@
+"""Semantic transmission schemes (GESCO, SPIC, separation, ...) built from parts."""
