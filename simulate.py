@@ -172,7 +172,53 @@ def cmd_report(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"report": cmd_report}
+def _data_error(exc: Exception, key: str = "data") -> ConfigError:
+    message = str(exc)
+    if ": " in message and message.split(": ", 1)[0].startswith("data."):
+        key, message = message.split(": ", 1)
+    return ConfigError(message, key=key, source="command line")
+
+
+def cmd_data(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="simulate.py data",
+                                     description="Inspect data sets (synthetic, cityscapes, folder).")
+    sub = parser.add_subparsers(dest="action", required=True)
+    for action, text in (("preview", "write a PNG grid: image | colourised labels | instance edges"),
+                         ("stats", "print per-class pixel shares and scene counts")):
+        p = sub.add_parser(action, help=text, description=text)
+        p.add_argument("--source", choices=("synthetic", "cityscapes", "folder"),
+                       default="synthetic")
+        p.add_argument("--root", default=None, help="data set root (cityscapes, folder)")
+        p.add_argument("--split", default="val")
+        p.add_argument("--n", type=int, default=16, help="number of scenes")
+        p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None)
+        p.add_argument("--seed", type=int, default=0)
+        if action == "preview":
+            p.add_argument("--out", required=True, metavar="DIR")
+        p.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    from semantic.data import build_dataset
+    from semantic.data.preview import write_preview
+
+    if args.n <= 0:
+        raise ConfigError(f"expected a positive number, got {args.n}", key="--n",
+                          source="command line")
+    size = tuple(args.size) if args.size else None
+    try:
+        dataset = build_dataset(args.source, args.root, args.split, num_images=args.n, size=size,
+                                seed=args.seed)
+    except ValueError as exc:
+        raise _data_error(exc) from None
+    if args.action == "preview":
+        print(write_preview(dataset, args.n, Path(args.out)))
+    else:
+        from semantic.data.stats import class_statistics
+
+        print(class_statistics(dataset, args.n).table(dataset.class_names))
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"report": cmd_report, "data": cmd_data}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
