@@ -218,7 +218,68 @@ def cmd_data(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"report": cmd_report, "data": cmd_data}
+def _train_receiver(args: argparse.Namespace) -> int:
+    from semantic.diffusion.train_data import make_batch_fn
+    from semantic.diffusion.training import ReceiverTrainConfig, train_receiver
+
+    try:
+        config = ReceiverTrainConfig.from_yaml(args.config)
+        if args.max_minutes is not None:
+            config.max_minutes = args.max_minutes
+        if args.steps is not None:
+            config.num_steps = args.steps
+        num_classes = config.unet["num_label_channels"] - int(
+            config.data.get("instance_edges", True))
+        batch_fn = make_batch_fn(config.data, config.batch_size, num_classes=num_classes,
+                                 super_res=config.super_res, lowres_factor=config.lowres_factor)
+    except FileNotFoundError:
+        raise ConfigError("file not found", source=args.config) from None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(str(exc), key="receiver", source=args.config) from None
+    out = Path(args.out or Path("results") / "train" / Path(args.config).stem)
+    summary = train_receiver(config, out, batch_fn=batch_fn, progress=not args.quiet)
+    print(f"step {summary.step}/{config.num_steps} (started at {summary.start_step}), "
+          f"final loss {summary.final_loss}, {summary.wall_s:.0f} s -> {out}")
+    return 0
+
+
+def _train_segmenter(args: argparse.Namespace) -> int:
+    from semantic.segmenter import train_segmenter
+
+    out = Path(args.out or "semantic/weights/segmenter.pt")
+    result = train_segmenter(out_path=out, steps=args.steps or 3000, batch_size=args.batch_size,
+                             size=tuple(args.size), seed=args.seed, resume=True,
+                             max_minutes=args.max_minutes)
+    print(result)
+    return 0
+
+
+def cmd_train(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="simulate.py train",
+                                     description="Train the project's models (resumable).")
+    sub = parser.add_subparsers(dest="what", required=True)
+    rec = sub.add_parser("receiver", help="diffusion receiver from a training YAML")
+    rec.add_argument("--config", required=True, help="training YAML (see scenarios/train/)")
+    rec.add_argument("--out", default=None, help="run folder (default results/train/<config>)")
+    rec.add_argument("--steps", type=int, default=None, help="override num_steps")
+    rec.add_argument("--max-minutes", type=float, default=None,
+                     help="stop at a checkpoint after this long; rerun to resume")
+    rec.add_argument("--quiet", action="store_true")
+    seg = sub.add_parser("segmenter", help="the mIoU segmenter on synthetic street scenes")
+    seg.add_argument("--out", default=None, help="weights file (default semantic/weights/)")
+    seg.add_argument("--steps", type=int, default=None)
+    seg.add_argument("--batch-size", type=int, default=16)
+    seg.add_argument("--size", type=int, nargs=2, default=(128, 256), metavar=("H", "W"))
+    seg.add_argument("--seed", type=int, default=0)
+    seg.add_argument("--max-minutes", type=float, default=None)
+    for p in (rec, seg):
+        p.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    return _train_receiver(args) if args.what == "receiver" else _train_segmenter(args)
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "report": cmd_report, "data": cmd_data, "train": cmd_train}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
