@@ -1,0 +1,1 @@
+"""Diffusion receiver: SDM-compatible denoiser, noise schedules, samplers and guidance."""
