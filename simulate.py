@@ -4,6 +4,7 @@
 Usage:
   python simulate.py SCENARIO.yaml [--out DIR] [--set dotted.key=value ...]
                      [--device auto|cpu|cuda] [--resume] [--debug]
+                     [--executor local|process|ray] [--workers N] [--ray-address auto|HOST:PORT]
   python simulate.py report RUN_DIR
   python simulate.py data preview --source synthetic --n 16 --out DIR
   python simulate.py fid PATH_A PATH_B [--json]
@@ -77,8 +78,26 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true",
                         help="continue the newest run of this config (or --out DIR), "
                              "skipping finished points")
+    parser.add_argument("--executor", choices=("local", "process", "ray"), default="local",
+                        help="where points run: in this process (default), a local process "
+                             "pool, or Ray tasks (pip install '.[ray]')")
+    parser.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                        help="points run at once (process pool size; CPU slots of the local "
+                             "Ray instance)")
+    parser.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
+                        help="join this Ray cluster instead of starting a local instance")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on failure")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def resolve_device(requested: str) -> str:
@@ -96,6 +115,11 @@ def run_scenario(args: argparse.Namespace) -> int:
     from link.results import Manifest, atomic_write_text, make_run_dir
     from link.sweep import expand_points, stable_hash
 
+    if args.ray_address is not None and args.executor != "ray":
+        raise ConfigError("--ray-address needs --executor ray", key="--ray-address")
+    if args.executor == "local" and args.workers > 1:
+        raise ConfigError("the local executor runs one point at a time; add --executor process "
+                          "or --executor ray", key="--workers")
     scenario = load_scenario(args.scenario, args.overrides)
     if args.device:
         raw = scenario.raw
@@ -115,19 +139,87 @@ def run_scenario(args: argparse.Namespace) -> int:
     atomic_write_text(run_dir / "config.resolved.yaml", to_yaml(scenario))
     manifest = Manifest(run_dir, scenario.name, scenario.seed, device)
     if scenario.kind == "ber":
-        return _run_ber(scenario, points, run_dir, device, manifest)
-    raise ConfigError("the semantic pipeline is not available in this build", key="kind",
-                      source=str(args.scenario))
+        return _run_ber(scenario, points, run_dir, device, manifest, args)
+    try:
+        return _run_semantic(scenario, points, run_dir, device, manifest)
+    except ConfigError as exc:
+        raise exc.with_source(str(args.scenario)) from None
 
 
-def _run_ber(scenario, points, run_dir: Path, device: str, manifest) -> int:
+def _run_semantic(scenario, points, run_dir: Path, device: str, manifest) -> int:
+    from tqdm import tqdm
+
+    from link.semantic_report import store_sample_sources, write_semantic_report
+    from link.semantic_run import SAMPLES_PER_POINT, prepare, run_semantic_points, semantic_points
+    from link.store import ResultsStore
+
+    total = len(semantic_points(points))
+    with ResultsStore(run_dir / "store.sqlite") as store:
+        ids = {pid for _p, _s, pid in semantic_points(points)}
+        already = len(store.finished_ids() & ids)
+        bar = tqdm(total=total, initial=already, desc="points", unit="pt", file=sys.stderr,
+                   dynamic_ncols=True, disable=None)
+        store.set_meta("scenario", scenario.name)
+        ctx = prepare(scenario, device, lambda msg: bar.write(msg, file=sys.stderr))
+        store_sample_sources(store, ctx.source.images[:SAMPLES_PER_POINT],
+                             ctx.source.labels[:SAMPLES_PER_POINT])
+
+        def on_point(scheme, point, row, wall):
+            bar.update(1)
+            fid = "-" if row["fid"] is None else f"{row['fid']:.1f}"
+            bar.write(f"{scheme:>10} {row['channel']} SNR={row['snr_db']:g} dB  "
+                      f"bpp={row['bpp']:.3f}  mIoU={row['miou']:.3f}  FID={fid}  "
+                      f"PSNR={row['psnr']:.2f}  failures={row['stream_failures']}  "
+                      f"({wall:.1f} s)", file=sys.stderr)
+
+        ran = run_semantic_points(ctx, points, store, on_point)
+        bar.close()
+        for stage, seconds in ctx.stage_s.items():
+            manifest.add_stage(stage, seconds)
+        t0 = time.perf_counter()
+        written = write_semantic_report(run_dir, store, title=scenario.name)
+        manifest.add_stage("report", time.perf_counter() - t0)
+        manifest.write(points={"total": total, "ran": ran, "resumed": already},
+                       miou_original_images=ctx.miou_original)
+    _print_summary(store_path=run_dir / "store.sqlite")
+    print(f"{scenario.name}: {total} points ({ran} computed, {already} resumed) -> {run_dir}")
+    for path in written:
+        print(f"  {path}")
+    return 0
+
+
+def _print_summary(store_path: Path) -> None:
+    from link.semantic_report import metrics_rows
+    from link.store import ResultsStore
+
+    with ResultsStore(store_path) as store:
+        rows = metrics_rows(store)
+    print(f"{'scheme':>10} {'SNR':>6} {'bpp':>7} {'cu/px':>7} {'BLER':>8} {'mIoU':>6} "
+          f"{'FID':>7} {'PSNR':>6} {'fail':>4}")
+    for r in sorted(rows, key=lambda r: (r["scheme"], r["snr_db"])):
+        bler = "" if r["bler"] is None else f"{r['bler']:.2e}"
+        fid = "" if r["fid"] is None else f"{r['fid']:.1f}"
+        print(f"{r['scheme']:>10} {r['snr_db']:>6g} {r['bpp']:>7.3f} "
+              f"{r['channel_uses_per_pixel']:>7.3f} {bler:>8} {r['miou']:>6.3f} {fid:>7} "
+              f"{r['psnr']:>6.2f} {r['stream_failures']:>4}")
+
+
+def _run_ber(scenario, points, run_dir: Path, device: str, manifest,
+             args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from link.ber_run import run_ber_points
-    from link.report import write_ber_report
+    from link.executors import make_executor
+    from link.report import write_run_report
     from link.store import ResultsStore
 
+    resources = scenario.resources
+    if args.executor == "ray" and resources.gpus_per_point > 0 and scenario.device == "auto":
+        # Ray places each point on a GPU of the cluster, which the driver may not have itself.
+        device = "cuda"
+
     with ResultsStore(run_dir / "store.sqlite") as store:
+        store.set_meta("scenario", scenario.name)
         already = len(store.finished_ids() & {p.point_id for p in points})
         bar = tqdm(total=len(points), initial=already, desc="points", unit="pt",
                    file=sys.stderr, dynamic_ncols=True, disable=None)
@@ -140,13 +232,20 @@ def _run_ber(scenario, points, run_dir: Path, device: str, manifest) -> int:
                       f"{row['block_errors']} block errors, {wall:.1f} s)", file=sys.stderr)
 
         t0 = time.perf_counter()
-        ran = run_ber_points(points, store, device, on_point)
+        with make_executor(args.executor, args.workers, args.ray_address,
+                           resources.cpus_per_point, resources.gpus_per_point) as executor:
+            manifest.add_stage("executor_start", time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            ran = run_ber_points(points, store, device, on_point, executor)
         bar.close()
         manifest.add_stage("simulate", time.perf_counter() - t0)
         t0 = time.perf_counter()
-        written = write_ber_report(run_dir, store, title=scenario.name)
+        written = write_run_report(run_dir, store, title=scenario.name)
         manifest.add_stage("report", time.perf_counter() - t0)
-        manifest.write(points={"total": len(points), "ran": ran, "resumed": already})
+        manifest.write(points={"total": len(points), "ran": ran, "resumed": already},
+                       executor={"name": args.executor, "workers": executor.workers,
+                                 "ray_address": args.ray_address,
+                                 **resources.model_dump(mode="json")})
     print(f"{scenario.name}: {len(points)} points ({ran} simulated, {already} resumed) -> {run_dir}")
     for path in written:
         print(f"  {path}")
@@ -159,14 +258,15 @@ def cmd_report(argv: Sequence[str]) -> int:
     parser.add_argument("run_dir")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
-    from link.report import write_ber_report
+    from link.report import write_run_report
     from link.store import ResultsStore
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "store.sqlite").is_file():
         raise ConfigError("no store.sqlite here (not a run directory)", source=str(run_dir))
     with ResultsStore(run_dir / "store.sqlite") as store:
-        written = write_ber_report(run_dir, store, title=run_dir.parent.name)
+        written = write_run_report(run_dir, store,
+                                   title=store.get_meta("scenario", run_dir.parent.name))
     for path in written:
         print(path)
     return 0
@@ -249,7 +349,7 @@ def _train_segmenter(args: argparse.Namespace) -> int:
     out = Path(args.out or "semantic/weights/segmenter.pt")
     result = train_segmenter(out_path=out, steps=args.steps or 3000, batch_size=args.batch_size,
                              size=tuple(args.size), seed=args.seed, resume=True,
-                             max_minutes=args.max_minutes)
+                             command="python simulate.py " + " ".join(sys.argv[1:]))
     print(result)
     return 0
 
@@ -271,7 +371,6 @@ def cmd_train(argv: Sequence[str]) -> int:
     seg.add_argument("--batch-size", type=int, default=16)
     seg.add_argument("--size", type=int, nargs=2, default=(128, 256), metavar=("H", "W"))
     seg.add_argument("--seed", type=int, default=0)
-    seg.add_argument("--max-minutes", type=float, default=None)
     for p in (rec, seg):
         p.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)

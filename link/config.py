@@ -32,7 +32,7 @@ from pydantic import (
 from link.errors import ConfigError
 
 Modulation = Literal["bpsk", "qpsk", "8psk", "16qam", "64qam", "256qam"]
-ChannelType = Literal["awgn", "rayleigh", "rician", "tdl"]
+ChannelType = Literal["awgn", "rayleigh", "rician", "tdl", "gesco_compat"]
 CodeType = Literal["none", "ldpc5g"]
 Decoder = Literal["auto", "sionna", "fast"]
 DeviceName = Literal["auto", "cpu", "cuda"]
@@ -158,7 +158,7 @@ class SweepConfig(_Strict):
         for key, values in value.items():
             if not values:
                 raise ValueError(f"{key}: expected a non-empty list of values")
-            if key.startswith("sweep.") or key in ("name", "kind"):
+            if key.startswith(("sweep.", "resources.")) or key in ("name", "kind", "resources"):
                 raise ValueError(f"{key}: this key cannot be swept")
         return value
 
@@ -188,6 +188,75 @@ class BerConfig(_Strict):
         return _int_like(value)
 
 
+class ResourcesConfig(_Strict):
+    """What one point asks of the executor: CPU cores and GPUs (fractions allowed, as in Ray).
+
+    ``gpus_per_point: 1`` on a GPU cluster runs one point (one receiver) per GPU. The local and
+    process executors run on the device the scenario names and ignore these numbers.
+    """
+
+    cpus_per_point: float = Field(1.0, gt=0)
+    gpus_per_point: float = Field(0.0, ge=0)
+
+
+SchemeName = Literal["gesco", "spic", "separation"]
+SCHEMES: tuple[str, ...] = SchemeName.__args__
+
+
+class DataConfig(_Strict):
+    """Where the images come from (``semantic`` scenarios)."""
+
+    source: Literal["synthetic", "cityscapes", "folder"] = "synthetic"
+    root: str | None = None
+    split: str = "val"
+    num_images: PositiveInt = 16
+    size: tuple[PositiveInt, PositiveInt] = (64, 128)
+    seed: int = Field(0, ge=0)
+
+
+class ReceiverConfig(_Strict):
+    """The diffusion receivers: weights, sampler, steps and classifier-free guidance."""
+
+    steps: PositiveInt = 20
+    sampler: Literal["ddim", "ddpm", "dpmpp2m"] = "ddim"
+    guidance_scale: float = Field(1.5, ge=0)
+    batch_size: PositiveInt = 16
+    map_weights: str = "semantic/weights/receiver_map_64x128.pt"
+    superres_weights: str = "semantic/weights/receiver_superres_64x128.pt"
+
+
+class SourceCodingConfig(_Strict):
+    """Source codecs of the digital schemes (SPIC's map and coarse image)."""
+
+    map_codec: Literal["jxl", "png", "webp", "zstd"] = "jxl"
+    image_codec: Literal["hevc", "jpeg", "webp", "avif", "jxl"] = "hevc"
+    qp: int = Field(32, ge=0, le=51)
+    factor: int = Field(2, ge=1, le=8)
+
+
+class SeparationOptions(_Strict):
+    """``qp: null`` picks the quantiser whose bpp matches SPIC's total bpp on the same images."""
+
+    qp: int | None = Field(None, ge=0, le=51)
+    on_failure: Literal["erase", "decode_anyway"] = "erase"
+
+
+class GescoOptions(_Strict):
+    class_presence: Literal["none", "sent"] = "none"
+    pool: bool = True
+    instance_edges: bool = True
+
+
+class MetricsConfig(_Strict):
+    """``segmenter``: shipped weights (``.pt``) or a TorchScript model returning logits."""
+
+    segmenter: str = "semantic/weights/segmenter.pt"
+    fid: bool = True
+    fid_protocol: Literal["pytorch-fid", "tf"] = "pytorch-fid"
+    kid_subset_size: PositiveInt = 1000
+    bootstrap_resamples: PositiveInt = 1000
+
+
 class Scenario(_Strict):
     """A whole scenario file."""
 
@@ -199,6 +268,16 @@ class Scenario(_Strict):
     phy: PhyConfig = PhyConfig()
     sweep: SweepConfig = SweepConfig()
     ber: BerConfig = BerConfig()
+    schemes: list[SchemeName] = []
+    data: DataConfig = DataConfig()
+    receiver: ReceiverConfig = ReceiverConfig()
+    source_coding: SourceCodingConfig = SourceCodingConfig()
+    separation: SeparationOptions = SeparationOptions()
+    gesco: GescoOptions = GescoOptions()
+    metrics: MetricsConfig = MetricsConfig()
+    # How points are scheduled does not change their numbers: left out of ``model_dump`` so that
+    # point ids and run hashes ignore it (``to_yaml`` writes it back for the resolved file).
+    resources: ResourcesConfig = Field(ResourcesConfig(), exclude=True)
     # The mapping as written (after --set), before defaults: sweeps apply their values to it so
     # that derived defaults (e.g. an uncoded block's n) are re-derived for every point.
     _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
@@ -213,6 +292,22 @@ class Scenario(_Strict):
             raise ValueError("kind 'ber' needs sweep.ebno_db (a list of Eb/N0 values in dB)")
         if self.kind == "semantic" and self.sweep.snr_db is None:
             raise ValueError("kind 'semantic' needs sweep.snr_db (a list of SNR values in dB)")
+        if self.kind == "semantic" and not self.schemes:
+            raise ValueError("kind 'semantic' needs schemes (a list of: " + ", ".join(SCHEMES)
+                             + ")")
+        if self.kind == "ber" and self.phy.channel.type == "gesco_compat":
+            raise ValueError("phy.channel.type 'gesco_compat' is GESCO's map corruption, not a "
+                             "bit channel; use it in semantic scenarios")
+        if self.phy.channel.type == "gesco_compat":
+            bad = [s for s in self.schemes if s != "gesco"]
+            if bad:
+                raise ValueError(f"gesco_compat carries only the gesco scheme, not {bad}")
+            from semantic.schemes.gesco_channel import GESCO_SNR_LABEL_TO_SIGMA
+
+            labels = [v for v in self.sweep.snr_db or [] if v not in GESCO_SNR_LABEL_TO_SIGMA]
+            if labels:
+                raise ValueError(f"gesco_compat takes GESCO's SNR labels "
+                                 f"{sorted(GESCO_SNR_LABEL_TO_SIGMA)} in sweep.snr_db, got {labels}")
         return self
 
 
@@ -383,4 +478,6 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
 
 def to_yaml(scenario: Scenario) -> str:
     """The resolved scenario (defaults filled in) as YAML, for ``config.resolved.yaml``."""
-    return yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)
+    data = scenario.model_dump(mode="json")
+    data["resources"] = scenario.resources.model_dump(mode="json")
+    return yaml.safe_dump(data, sort_keys=False)

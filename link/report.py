@@ -7,6 +7,7 @@ Plotting is separate from simulation: everything here reads stored counts, so
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ _CURVE_KEYS = ("channel", "fading", "csi", "tdl_model", "modulation", "code", "k
 
 def ber_rows(store: ResultsStore) -> list[dict[str, Any]]:
     """Rows of ``ber.csv`` in run order."""
-    return [r.metrics for r in store.records() if "bit_errors" in r.metrics]
+    return [r.metrics for r in store.records() if "ebno_db" in r.metrics]
 
 
 def write_ber_csv(run_dir: Path, rows: list[dict[str, Any]]) -> Path:
@@ -29,9 +30,8 @@ def write_ber_csv(run_dir: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 def _curve_label(key: dict[str, Any], varying: set[str]) -> str:
-    parts = []
-    if "modulation" in varying or len(varying) == 0:
-        parts.append(str(key["modulation"]).upper())
+    """Legend text: always the modulation and the code (with its rate), then what else varies."""
+    parts = [str(key["modulation"]).upper()]
     if key["code"] != "none":
         rate = key["k"] / key["n"]
         parts.append(f"LDPC({key['n']},{key['k']}) r={rate:.2f}")
@@ -45,7 +45,7 @@ def _curve_label(key: dict[str, Any], varying: set[str]) -> str:
         parts.append(f"{key['csi']} CSI")
     if "tdl_model" in varying and key["tdl_model"]:
         parts.append(f"TDL-{key['tdl_model']}")
-    return " ".join(parts) or str(key["modulation"]).upper()
+    return " ".join(parts)
 
 
 def _channel_title(channel: str, rows: list[dict[str, Any]]) -> str:
@@ -74,11 +74,64 @@ def _theory_line(rows: list[dict[str, Any]], grid: np.ndarray) -> np.ndarray | N
     return np.asarray(values, dtype=float)
 
 
+_PANELS = (("ber", "BER", "ber_ci_low", "ber_ci_high"),
+           ("bler", "BLER", "bler_ci_low", "bler_ci_high"))
+
+
+def _draw_channel(axes: list[Any], rows: list[dict[str, Any]]) -> None:
+    """Draw the curves of one channel: ``axes[i]`` shows metric ``_PANELS[i]`` (BER, BLER)."""
+    curves: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        curves[tuple(row[k] for k in _CURVE_KEYS)].append(row)
+    varying = {k for i, k in enumerate(_CURVE_KEYS) if len({c[i] for c in curves}) > 1}
+    for idx, (ckey, crows) in enumerate(curves.items()):
+        crows = sorted(crows, key=lambda r: r["ebno_db"])
+        label = _curve_label(dict(zip(_CURVE_KEYS, ckey)), varying)
+        color = f"C{idx % 10}"
+        x = np.array([r["ebno_db"] for r in crows])
+        for ax, (metric, _name, lo, hi) in zip(axes, _PANELS):
+            y = np.array([r[metric] for r in crows], dtype=float)
+            keep = y > 0
+            if keep.any():
+                yerr = np.array([[y[i] - crows[i][lo], crows[i][hi] - y[i]]
+                                 for i in np.flatnonzero(keep)]).T
+                ax.errorbar(x[keep], y[keep], yerr=yerr, fmt="o", ms=3.5, color=color,
+                            capsize=2, lw=1, label=f"{label} (sim.)")
+                ax.plot(x[keep], y[keep], "-", color=color, lw=0.6, alpha=0.6)
+            if metric == "ber":
+                grid = np.linspace(x.min(), x.max(), 200)
+                theory = _theory_line(crows, grid)
+                if theory is not None:
+                    ax.plot(grid, theory, "--", color=color, lw=1.1, label=f"{label} (theory)")
+    for ax, (_metric, name, _lo, _hi) in zip(axes, _PANELS):
+        ax.set_yscale("log")
+        ax.set_xlabel(r"$E_b/N_0$ (dB)")
+        ax.set_ylabel(name)
+        ax.grid(True, which="both", lw=0.3, alpha=0.6)
+        ax.set_title(_channel_title(rows[0]["channel"], rows), fontsize=9)
+        handles, _labels = ax.get_legend_handles_labels()
+        if handles:
+            ax.legend(fontsize=6, loc="lower left")
+
+
+def channel_slug(row: dict[str, Any]) -> str:
+    """File-name part of a channel: ``awgn``, ``rayleigh_block``, ``tdl_A_ls``."""
+    parts = [row["channel"]]
+    if row["channel"] in ("rayleigh", "rician") and row["fading"]:
+        parts.append(row["fading"])
+    if row["channel"] == "tdl":
+        parts += [row["tdl_model"], row["csi"]]
+    return "_".join(str(p) for p in parts if p != "")
+
+
 def plot_ber(run_dir: Path, rows: list[dict[str, Any]], title: str = "") -> list[Path]:
     """Write ``plots/ber.png|pdf`` (one column per channel; BLER row when any curve is coded).
 
-    Simulated points carry 95% confidence-interval error bars; closed-form theory is drawn as
-    lines. Points with zero errors are not drawn on the log axis (their upper CI is in the CSV).
+    With more than one channel, each channel also gets ``plots/ber_<channel>.png|pdf``
+    (`channel_slug`) with a BER panel (and a BLER panel beside it when coded) and one curve per
+    (modulation, code rate, …). Simulated points carry 95% confidence-interval error bars;
+    closed-form theory is drawn as lines. Points with zero errors are not drawn on the log axis
+    (their upper CI is in the CSV).
     """
     import matplotlib
 
@@ -95,51 +148,26 @@ def plot_ber(run_dir: Path, rows: list[dict[str, Any]], title: str = "") -> list
     ncols = len(by_channel)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols + 0.6, 3.0 * nrows + 0.4),
                              squeeze=False, constrained_layout=True)
-    written: list[Path] = []
-    for col, (_ch_key, ch_rows) in enumerate(by_channel.items()):
-        curves: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-        for row in ch_rows:
-            curves[tuple(row[k] for k in _CURVE_KEYS)].append(row)
-        varying = {k for i, k in enumerate(_CURVE_KEYS) if len({c[i] for c in curves}) > 1}
-        for idx, (ckey, crows) in enumerate(curves.items()):
-            crows = sorted(crows, key=lambda r: r["ebno_db"])
-            label = _curve_label(dict(zip(_CURVE_KEYS, ckey)), varying)
-            color = f"C{idx % 10}"
-            x = np.array([r["ebno_db"] for r in crows])
-            for panel, (metric, lo, hi) in enumerate(
-                    [("ber", "ber_ci_low", "ber_ci_high"), ("bler", "bler_ci_low", "bler_ci_high")]
-                    [:nrows]):
-                ax = axes[panel][col]
-                y = np.array([r[metric] for r in crows], dtype=float)
-                keep = y > 0
-                if keep.any():
-                    yerr = np.array([[y[i] - crows[i][lo], crows[i][hi] - y[i]]
-                                     for i in np.flatnonzero(keep)]).T
-                    ax.errorbar(x[keep], y[keep], yerr=yerr, fmt="o", ms=3.5, color=color,
-                                capsize=2, lw=1, label=f"{label} (sim.)")
-                    ax.plot(x[keep], y[keep], "-", color=color, lw=0.6, alpha=0.6)
-                if metric == "ber":
-                    grid = np.linspace(x.min(), x.max(), 200)
-                    theory = _theory_line(crows, grid)
-                    if theory is not None:
-                        ax.plot(grid, theory, "--", color=color, lw=1.1, label=f"{label} (theory)")
-        for panel, name in enumerate(["BER", "BLER"][:nrows]):
-            ax = axes[panel][col]
-            ax.set_yscale("log")
-            ax.set_xlabel(r"$E_b/N_0$ (dB)")
-            ax.set_ylabel(name)
-            ax.grid(True, which="both", lw=0.3, alpha=0.6)
-            ax.set_title(_channel_title(ch_rows[0]["channel"], ch_rows), fontsize=9)
-            handles, _labels = ax.get_legend_handles_labels()
-            if handles:
-                ax.legend(fontsize=6, loc="lower left")
+    for col, ch_rows in enumerate(by_channel.values()):
+        _draw_channel([axes[panel][col] for panel in range(nrows)], ch_rows)
     if title:
         fig.suptitle(title, fontsize=10)
     plots = run_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    for ext in ("png", "pdf"):
-        written.append(_save(fig, plots / f"ber.{ext}"))
+    written = [_save(fig, plots / f"ber.{ext}") for ext in ("png", "pdf")]
     plt.close(fig)
+    if len(by_channel) > 1:
+        for ch_rows in by_channel.values():
+            coded = any(r["code"] != "none" for r in ch_rows)
+            npanels = 2 if coded else 1
+            fig, axes = plt.subplots(1, npanels, figsize=(4.6 * npanels, 3.8), squeeze=False,
+                                     constrained_layout=True)
+            _draw_channel(list(axes[0]), ch_rows)
+            if title:
+                fig.suptitle(title, fontsize=10)
+            slug = channel_slug(ch_rows[0])
+            written += [_save(fig, plots / f"ber_{slug}.{ext}") for ext in ("png", "pdf")]
+            plt.close(fig)
     return written
 
 
@@ -164,3 +192,23 @@ def write_ber_report(run_dir: Path, store: ResultsStore, title: str = "") -> lis
     if not rows:
         return []
     return [write_ber_csv(run_dir, rows), *plot_ber(run_dir, rows, title)]
+
+
+# Every report `write_run_report` writes; each writer returns [] when the store holds none of
+# its points. A new kind of result (e.g. semantic metrics.csv) adds its writer here.
+def _write_semantic_report(run_dir: Path, store: ResultsStore, title: str = "") -> list[Path]:
+    from link.semantic_report import write_semantic_report
+
+    return write_semantic_report(run_dir, store, title)
+
+
+REPORT_WRITERS: tuple[Callable[[Path, ResultsStore, str], list[Path]], ...] = (
+    write_ber_report, _write_semantic_report)
+
+
+def write_run_report(run_dir: Path, store: ResultsStore, title: str = "") -> list[Path]:
+    """All reports of a run (CSVs and plots), regenerated from its store alone."""
+    written: list[Path] = []
+    for writer in REPORT_WRITERS:
+        written += writer(run_dir, store, title)
+    return written
