@@ -377,7 +377,44 @@ def cmd_train(argv: Sequence[str]) -> int:
     return _train_receiver(args) if args.what == "receiver" else _train_segmenter(args)
 
 
+def cmd_fid(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="simulate.py fid",
+        description="FID and KID (TF-Inception pool3 features) between two image folders.")
+    parser.add_argument("path_a")
+    parser.add_argument("path_b")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--protocol", choices=("pytorch-fid", "tf"), default="pytorch-fid")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--kid-subset-size", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    import json
+
+    from semantic.metrics.fid import fid_between_folders, list_images
+
+    for key, path in (("path_a", args.path_a), ("path_b", args.path_b)):
+        if not Path(path).is_dir():
+            raise ConfigError("not a folder", key=key, source=path)
+        if not list_images(path):
+            raise ConfigError("no PNG/JPEG images in this folder", key=key, source=path)
+    result = fid_between_folders(args.path_a, args.path_b, protocol=args.protocol,
+                                 device=resolve_device(args.device), batch_size=args.batch_size,
+                                 kid_subset_size=args.kid_subset_size, seed=args.seed)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(f"FID {result.fid:.3f}  KID {result.kid:.5f} +- {result.kid_std:.5f}  "
+              f"(n_a={result.n_a}, n_b={result.n_b}, protocol {result.protocol})")
+        if result.warning:
+            print(f"warning: {result.warning}", file=sys.stderr)
+    return 0
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "fid": cmd_fid,
     "report": cmd_report, "data": cmd_data, "train": cmd_train}
 
 
