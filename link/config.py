@@ -127,11 +127,22 @@ class OfdmConfig(_Strict):
         return self
 
 
+_BITS_PER_SYMBOL = {"bpsk": 1, "qpsk": 2, "8psk": 3, "16qam": 4, "64qam": 6, "256qam": 8}
+
+
 class PhyConfig(_Strict):
     modulation: Modulation = "qpsk"
     coding: CodingConfig = CodingConfig()
     channel: ChannelConfig = ChannelConfig()
     ofdm: OfdmConfig = OfdmConfig()
+
+    @model_validator(mode="after")
+    def _uncoded_block_fits(self) -> PhyConfig:
+        m = _BITS_PER_SYMBOL[self.modulation]
+        if self.coding.type == "none" and self.coding.k % m:
+            raise ValueError(f"uncoded block of k={self.coding.k} bits is not a multiple of "
+                             f"{m} bits per {self.modulation} symbol")
+        return self
 
 
 class SweepConfig(_Strict):

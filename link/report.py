@@ -103,8 +103,13 @@ def _draw_channel(axes: list[Any], rows: list[dict[str, Any]]) -> None:
                 theory = _theory_line(crows, grid)
                 if theory is not None:
                     ax.plot(grid, theory, "--", color=color, lw=1.1, label=f"{label} (theory)")
-    for ax, (_metric, name, _lo, _hi) in zip(axes, _PANELS):
+    for ax, (metric, name, lo, _hi) in zip(axes, _PANELS):
         ax.set_yscale("log")
+        # Theory lines run far below what was simulated; show one decade under the lowest
+        # confidence bound (or the lowest point) instead.
+        floor = [r[lo] if r[lo] > 0 else r[metric] for r in rows if r[metric] > 0]
+        if floor:
+            ax.set_ylim(bottom=10 ** (np.floor(np.log10(min(floor))) - 1), top=1.0)
         ax.set_xlabel(r"$E_b/N_0$ (dB)")
         ax.set_ylabel(name)
         ax.grid(True, which="both", lw=0.3, alpha=0.6)
