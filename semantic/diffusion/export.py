@@ -12,6 +12,7 @@ image, file size and sha256. Metrics measured on the shipped file are appended b
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -42,14 +43,18 @@ def export_receiver(run_dir: str | os.PathLike, out_path: str | os.PathLike, con
     if data.get("format") != EMA_EXPORT_FORMAT:
         raise ValueError(f"{run_dir}: no receiver EMA export")
     out_path = Path(out_path)
-    payload = {**data, "state_dict": {k: v.half() if v.is_floating_point() else v
-                                      for k, v in data["state_dict"].items()}}
+    # Runs started before UNetConfig lost its informational "notes" field still carry it.
+    known = {f.name for f in dataclasses.fields(UNetConfig)}
+    unet_config = {k: v for k, v in data["unet_config"].items() if k in known}
+    payload = {**data, "unet_config": unet_config,
+               "state_dict": {k: v.half() if v.is_floating_point() else v
+                              for k, v in data["state_dict"].items()}}
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out_path.parent, suffix=".tmp")
     os.close(fd)
     torch.save(payload, tmp)
     os.replace(tmp, out_path)
-    cfg = UNetConfig.from_dict(data["unet_config"])
+    cfg = UNetConfig.from_dict(unet_config)
     train = data.get("train_config", {})
     size = tuple(train.get("data", {}).get("size", (64, 128)))
     params = sum(v.numel() for v in data["state_dict"].values())
