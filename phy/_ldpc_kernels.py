@@ -4,7 +4,7 @@ Internal to :mod:`phy.ldpc_fast`. The kernels work on the lifted graph in its qu
 form: active base-graph edge ``e`` (edges grouped by layer = base row) joins check rows
 ``r*Z + i`` to variable nodes ``col[e]*Z + (i + shift[e]) % Z``, ``i = 0..Z-1``. A rotated
 block is two contiguous slices, so every inner loop runs over ``Z`` consecutive lanes and
-vectorises; ``prange`` spreads codewords over the threads.
+vectorises; ``phy.ldpc_fast`` runs chunks of codewords on several threads (``nogil``).
 
 Conventions inside the kernels (not the public ones):
 
@@ -25,7 +25,7 @@ Conventions inside the kernels (not the public ones):
 from __future__ import annotations
 
 import numpy as np
-from numba import float32, get_num_threads, int16, int32, njit, prange, uint8, uint64
+from numba import float32, int16, int32, njit, uint8, uint64
 
 # Posterior of known filler bits (float kernels): finite, so no inf/NaN arithmetic.
 FILLER_F32 = np.float32(1e30)
@@ -37,11 +37,6 @@ MSG_MAX_Q = 127
 # No nnan/ninf (inputs are sanitised but we keep IEEE comparisons) and no reassoc (no
 # reductions whose order matters): these flags only let LLVM fuse and vectorise.
 _FASTMATH = {"nsz", "arcp", "contract", "afn"}
-
-
-def num_chunks(batch_size: int) -> int:
-    """Number of work chunks handed to ``prange`` (several per thread, for load balance)."""
-    return max(1, min(batch_size, 16 * get_num_threads()))
 
 
 # Index arithmetic is done in uint64 throughout: with signed indices Numba must allow for
@@ -177,7 +172,7 @@ def _layer_f32(
                 ldst[vb + s + i - zu] = tmsg[tb + i]
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
 def decode_f32(
     llr,
     src,
@@ -197,104 +192,102 @@ def decode_f32(
     llr_max,
     alpha,
     beta,
-    n_chunk,
+    b_start,
+    b_stop,
     bits_out,
     iters_out,
     ok_out,
 ):
-    """Decode ``llr.shape[0]`` codewords with float32 min-sum (layered or flooding).
+    """Decode codewords ``b_start..b_stop-1`` of ``llr`` with float32 min-sum.
 
     llr: [B, m] float32 Sionna logits; ``src``/``dst`` (uint64) map llr columns to variable
     nodes, several sources adding into one node for HARQ. Writes bits_out [B, k] uint8,
     iters_out [B] int32 (iterations run) and ok_out [B] uint8 (syndrome satisfied).
     """
-    batch = llr.shape[0]
     n_layers = act_ptr.shape[0] - 1
     n_msg = act_ptr[n_layers] * uint64(z)
     nv = uint64(n_vn)
-    per = (batch + n_chunk - 1) // n_chunk
-    for ch in prange(n_chunk):
-        lpost = np.empty(n_vn, np.float32)
-        lch = np.empty(n_vn, np.float32)
-        lold = np.empty(n_vn, np.float32)
-        cmsg = np.empty(n_msg, np.float32)
-        tmsg = np.empty(max_deg * z, np.float32)
-        m1 = np.empty(z, np.float32)
-        m2 = np.empty(z, np.float32)
-        sg = np.empty(z, np.float32)
-        par = np.empty(z, np.uint8)
-        hd = np.empty(n_vn, np.uint8)
-        for b in range(ch * per, min(batch, (ch + 1) * per)):
-            _gather_channel(b, llr, src, dst, lch)
-            for v in range(nv):
-                x = lch[v]
-                x = float32(0.0) if x != x else x  # NaN -> erasure
-                lch[v] = min(max(x, -llr_max), llr_max)
-            for v in range(uint64(fill_lo), uint64(fill_hi)):
-                lch[v] = FILLER_F32
-            for v in range(nv):
-                lpost[v] = lch[v]
-            for j in range(n_msg):
-                cmsg[j] = float32(0.0)
-            done = False
-            it_run = 0
-            for _ in range(num_iter):
-                if flooding:
-                    for v in range(nv):
-                        lold[v] = lpost[v]
-                        lpost[v] = lch[v]
-                    for a in range(n_layers):
-                        _layer_f32(
-                            z,
-                            act_ptr[a],
-                            act_ptr[a + 1],
-                            act_col,
-                            act_shift,
-                            lold,
-                            lpost,
-                            cmsg,
-                            tmsg,
-                            m1,
-                            m2,
-                            sg,
-                            llr_max,
-                            alpha,
-                            beta,
-                            True,
-                        )
-                else:
-                    for a in range(n_layers):
-                        _layer_f32(
-                            z,
-                            act_ptr[a],
-                            act_ptr[a + 1],
-                            act_col,
-                            act_shift,
-                            lpost,
-                            lpost,
-                            cmsg,
-                            tmsg,
-                            m1,
-                            m2,
-                            sg,
-                            llr_max,
-                            alpha,
-                            beta,
-                            False,
-                        )
-                it_run += 1
-                if not done:
-                    _hard(lpost, hd)
-                    if _syndrome_ok(z, hd, par, act_ptr, act_col, act_shift, row_active):
-                        done = True
-                        _write_bits(b, hd, bits_out)
-                        if early_stop:
-                            break
+    lpost = np.empty(n_vn, np.float32)
+    lch = np.empty(n_vn, np.float32)
+    lold = np.empty(n_vn, np.float32)
+    cmsg = np.empty(n_msg, np.float32)
+    tmsg = np.empty(max_deg * z, np.float32)
+    m1 = np.empty(z, np.float32)
+    m2 = np.empty(z, np.float32)
+    sg = np.empty(z, np.float32)
+    par = np.empty(z, np.uint8)
+    hd = np.empty(n_vn, np.uint8)
+    for b in range(b_start, b_stop):
+        _gather_channel(b, llr, src, dst, lch)
+        for v in range(nv):
+            x = lch[v]
+            x = float32(0.0) if x != x else x  # NaN -> erasure
+            lch[v] = min(max(x, -llr_max), llr_max)
+        for v in range(uint64(fill_lo), uint64(fill_hi)):
+            lch[v] = FILLER_F32
+        for v in range(nv):
+            lpost[v] = lch[v]
+        for j in range(n_msg):
+            cmsg[j] = float32(0.0)
+        done = False
+        it_run = 0
+        for _ in range(num_iter):
+            if flooding:
+                for v in range(nv):
+                    lold[v] = lpost[v]
+                    lpost[v] = lch[v]
+                for a in range(n_layers):
+                    _layer_f32(
+                        z,
+                        act_ptr[a],
+                        act_ptr[a + 1],
+                        act_col,
+                        act_shift,
+                        lold,
+                        lpost,
+                        cmsg,
+                        tmsg,
+                        m1,
+                        m2,
+                        sg,
+                        llr_max,
+                        alpha,
+                        beta,
+                        True,
+                    )
+            else:
+                for a in range(n_layers):
+                    _layer_f32(
+                        z,
+                        act_ptr[a],
+                        act_ptr[a + 1],
+                        act_col,
+                        act_shift,
+                        lpost,
+                        lpost,
+                        cmsg,
+                        tmsg,
+                        m1,
+                        m2,
+                        sg,
+                        llr_max,
+                        alpha,
+                        beta,
+                        False,
+                    )
+            it_run += 1
             if not done:
                 _hard(lpost, hd)
-                _write_bits(b, hd, bits_out)
-            iters_out[b] = it_run
-            ok_out[b] = uint8(done)
+                if _syndrome_ok(z, hd, par, act_ptr, act_col, act_shift, row_active):
+                    done = True
+                    _write_bits(b, hd, bits_out)
+                    if early_stop:
+                        break
+        if not done:
+            _hard(lpost, hd)
+            _write_bits(b, hd, bits_out)
+        iters_out[b] = it_run
+        ok_out[b] = uint8(done)
 
 
 # --------------------------------------------------------------------------- fixed point
@@ -368,7 +361,7 @@ def _layer_i16(
                 ldst[vb + s + i - zu] = tmsg[tb + i]
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def decode_i16(
     llr,
     src,
@@ -388,7 +381,8 @@ def decode_i16(
     llr_max,
     scale,
     lut,
-    n_chunk,
+    b_start,
+    b_stop,
     bits_out,
     iters_out,
     ok_out,
@@ -396,93 +390,90 @@ def decode_i16(
     """Fixed-point version of :func:`decode_f32`: same arguments, except that the channel
     LLRs are quantised as ``rint(clip(L, llr_max) * scale)`` and ``lut`` replaces alpha/beta.
     """
-    batch = llr.shape[0]
     n_layers = act_ptr.shape[0] - 1
     n_msg = act_ptr[n_layers] * uint64(z)
     nv = uint64(n_vn)
-    per = (batch + n_chunk - 1) // n_chunk
-    for ch in prange(n_chunk):
-        acc = np.empty(n_vn, np.float32)
-        lpost = np.empty(n_vn, np.int16)
-        lch = np.empty(n_vn, np.int16)
-        lold = np.empty(n_vn, np.int16)
-        cmsg = np.empty(n_msg, np.int8)
-        tmsg = np.empty(max_deg * z, np.int16)
-        m1 = np.empty(z, np.int16)
-        m2 = np.empty(z, np.int16)
-        q1 = np.empty(z, np.int16)
-        q2 = np.empty(z, np.int16)
-        sg = np.empty(z, np.int16)
-        par = np.empty(z, np.uint8)
-        hd = np.empty(n_vn, np.uint8)
-        for b in range(ch * per, min(batch, (ch + 1) * per)):
-            _gather_channel(b, llr, src, dst, acc)
-            for v in range(nv):
-                x = acc[v]
-                x = float32(0.0) if x != x else x
-                lch[v] = int16(np.rint(min(max(x, -llr_max), llr_max) * scale))
-            for v in range(uint64(fill_lo), uint64(fill_hi)):
-                lch[v] = FILLER_I16
-            for v in range(nv):
-                lpost[v] = lch[v]
-            for j in range(n_msg):
-                cmsg[j] = 0
-            done = False
-            it_run = 0
-            for _ in range(num_iter):
-                if flooding:
-                    for v in range(nv):
-                        lold[v] = lpost[v]
-                        lpost[v] = lch[v]
-                    for a in range(n_layers):
-                        _layer_i16(
-                            z,
-                            act_ptr[a],
-                            act_ptr[a + 1],
-                            act_col,
-                            act_shift,
-                            lold,
-                            lpost,
-                            cmsg,
-                            tmsg,
-                            m1,
-                            m2,
-                            q1,
-                            q2,
-                            sg,
-                            lut,
-                            True,
-                        )
-                else:
-                    for a in range(n_layers):
-                        _layer_i16(
-                            z,
-                            act_ptr[a],
-                            act_ptr[a + 1],
-                            act_col,
-                            act_shift,
-                            lpost,
-                            lpost,
-                            cmsg,
-                            tmsg,
-                            m1,
-                            m2,
-                            q1,
-                            q2,
-                            sg,
-                            lut,
-                            False,
-                        )
-                it_run += 1
-                if not done:
-                    _hard(lpost, hd)
-                    if _syndrome_ok(z, hd, par, act_ptr, act_col, act_shift, row_active):
-                        done = True
-                        _write_bits(b, hd, bits_out)
-                        if early_stop:
-                            break
+    acc = np.empty(n_vn, np.float32)
+    lpost = np.empty(n_vn, np.int16)
+    lch = np.empty(n_vn, np.int16)
+    lold = np.empty(n_vn, np.int16)
+    cmsg = np.empty(n_msg, np.int8)
+    tmsg = np.empty(max_deg * z, np.int16)
+    m1 = np.empty(z, np.int16)
+    m2 = np.empty(z, np.int16)
+    q1 = np.empty(z, np.int16)
+    q2 = np.empty(z, np.int16)
+    sg = np.empty(z, np.int16)
+    par = np.empty(z, np.uint8)
+    hd = np.empty(n_vn, np.uint8)
+    for b in range(b_start, b_stop):
+        _gather_channel(b, llr, src, dst, acc)
+        for v in range(nv):
+            x = acc[v]
+            x = float32(0.0) if x != x else x
+            lch[v] = int16(np.rint(min(max(x, -llr_max), llr_max) * scale))
+        for v in range(uint64(fill_lo), uint64(fill_hi)):
+            lch[v] = FILLER_I16
+        for v in range(nv):
+            lpost[v] = lch[v]
+        for j in range(n_msg):
+            cmsg[j] = 0
+        done = False
+        it_run = 0
+        for _ in range(num_iter):
+            if flooding:
+                for v in range(nv):
+                    lold[v] = lpost[v]
+                    lpost[v] = lch[v]
+                for a in range(n_layers):
+                    _layer_i16(
+                        z,
+                        act_ptr[a],
+                        act_ptr[a + 1],
+                        act_col,
+                        act_shift,
+                        lold,
+                        lpost,
+                        cmsg,
+                        tmsg,
+                        m1,
+                        m2,
+                        q1,
+                        q2,
+                        sg,
+                        lut,
+                        True,
+                    )
+            else:
+                for a in range(n_layers):
+                    _layer_i16(
+                        z,
+                        act_ptr[a],
+                        act_ptr[a + 1],
+                        act_col,
+                        act_shift,
+                        lpost,
+                        lpost,
+                        cmsg,
+                        tmsg,
+                        m1,
+                        m2,
+                        q1,
+                        q2,
+                        sg,
+                        lut,
+                        False,
+                    )
+            it_run += 1
             if not done:
                 _hard(lpost, hd)
-                _write_bits(b, hd, bits_out)
-            iters_out[b] = it_run
-            ok_out[b] = uint8(done)
+                if _syndrome_ok(z, hd, par, act_ptr, act_col, act_shift, row_active):
+                    done = True
+                    _write_bits(b, hd, bits_out)
+                    if early_stop:
+                        break
+        if not done:
+            _hard(lpost, hd)
+            _write_bits(b, hd, bits_out)
+        iters_out[b] = it_run
+        ok_out[b] = uint8(done)

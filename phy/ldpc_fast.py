@@ -21,7 +21,10 @@ after the last iteration): early termination only skips iterations that cannot c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -282,18 +285,13 @@ class FastLDPC5GDecoder:
                 self.early_stop,
                 np.float32(self.llr_max),
             )
-            n_chunk = kern.num_chunks(batch)
-            # chunks are handed out one at a time: early stopping makes their cost uneven, and
-            # on a shared machine one thread may be descheduled for a while
-            with numba.parallel_chunksize(1):
-                if self.fixed_point:
-                    kern.decode_i16(*args, self._q_scale, self._lut, n_chunk, bits, iters, ok)
-                else:
-                    alpha = self.alpha if self.cn_update == "nms" else 1.0
-                    beta = self.beta if self.cn_update == "oms" else 0.0
-                    kern.decode_f32(
-                        *args, np.float32(alpha), np.float32(beta), n_chunk, bits, iters, ok
-                    )
+            if self.fixed_point:
+                kernel, params = kern.decode_i16, (self._q_scale, self._lut)
+            else:
+                alpha = self.alpha if self.cn_update == "nms" else 1.0
+                beta = self.beta if self.cn_update == "oms" else 0.0
+                kernel, params = kern.decode_f32, (np.float32(alpha), np.float32(beta))
+            _run_chunks(lambda b0, b1: kernel(*args, *params, b0, b1, bits, iters, ok), batch)
         return FastDecodeOutput(
             bits=torch.from_numpy(bits.astype(np.float32)).reshape(*lead, self._k).to(device),
             iterations=torch.from_numpy(iters).reshape(lead).to(device),
@@ -354,6 +352,35 @@ class FastLDPC5GDecoder:
         )
         self._schedules[key] = sched
         return sched
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_WORKERS = 0
+_POOL_LOCK = threading.Lock()
+
+
+def _run_chunks(decode_range: Callable[[int, int], None], batch: int) -> None:
+    """Run ``decode_range(b0, b1)`` over ``[0, batch)`` on ``numba.get_num_threads()`` threads.
+
+    The kernels release the GIL. Chunks (several per thread) are handed out as threads become
+    free, which balances the uneven cost that early stopping gives codewords and copes with
+    threads being descheduled on a shared machine.
+    """
+    global _POOL, _POOL_WORKERS
+    workers = numba.get_num_threads()
+    n_chunks = min(batch, 8 * workers)
+    if workers <= 1 or n_chunks <= 1:
+        decode_range(0, batch)
+        return
+    with _POOL_LOCK:
+        if _POOL is None or _POOL_WORKERS < workers:
+            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ldpc_fast")
+            _POOL_WORKERS = workers
+        pool = _POOL
+    bounds = [batch * c // n_chunks for c in range(n_chunks + 1)]
+    futures = [pool.submit(decode_range, b0, b1) for b0, b1 in itertools.pairwise(bounds)]
+    for future in futures:
+        future.result()
 
 
 def _circulant_shifts(pcm: sp.spmatrix, z: int) -> np.ndarray:
