@@ -275,7 +275,7 @@ def plot(results: dict, path: Path) -> None:
             "label": "fast layered, NMS 0.75 (default), 20 it",
         },
     }
-    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4.5), squeeze=False)
     for ax, res in zip(axes[0], results.values()):
         for dec in DECODERS:
             pts = [
@@ -296,8 +296,9 @@ def plot(results: dict, path: Path) -> None:
         ax.set_xlabel("Eb/N0 [dB]")
         ax.set_ylabel("BLER")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
 

@@ -333,11 +333,12 @@ class PhyLink:
 
     def _make_fast_decoder(self) -> object:
         # Imported lazily: phy.ldpc_fast is an optional, separately written component. It runs
-        # its own check-node rule (layered normalised min-sum by default); `cn_update` names a
-        # rule of Sionna's decoder and is not passed on.
-        from phy.ldpc_fast import FastLDPC5GDecoder
+        # its own check-node rule, tuned per code rate to match Sionna's BP within 0.1 dB
+        # (docs/ldpc_fast.md); `cn_update` names a rule of Sionna's decoder and is not passed on.
+        from phy.ldpc_fast import FastLDPC5GDecoder, recommended_settings
 
-        return FastLDPC5GDecoder(self._encoder, num_iter=self.coding.num_iter)
+        return FastLDPC5GDecoder(self._encoder, num_iter=self.coding.num_iter,
+                                 **recommended_settings(self._encoder.coderate))
 
     def _build_ofdm(self, blocks: dict[str, str]) -> None:
         spec, ch = self.ofdm, self.channel

@@ -20,7 +20,12 @@ import torch
 from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
 
 import phy.ldpc_fast
-from phy.ldpc_fast import FastDecodeOutput, FastLDPC5GDecoder, _circulant_shifts
+from phy.ldpc_fast import (
+    FastDecodeOutput,
+    FastLDPC5GDecoder,
+    _circulant_shifts,
+    recommended_settings,
+)
 
 # (k, n, num_bits_per_symbol): BG2 with shortening (k=100) and Z=2 (k=12), BG1 (k=1000 at
 # rate 5/6, k=8448 with Z=384 and no filler bits), the bit interleaver (m=4, m=2)
@@ -187,6 +192,15 @@ def test_bler_matches_sionna_bp_at_waterfall(enc_512):
     d_ours_only = int((our_err & ~ref_err).sum())
     d_ref_only = int((ref_err & ~our_err).sum())
     assert abs(d_ours_only - d_ref_only) <= 4.0 * math.sqrt(max(d_ours_only + d_ref_only, 1))
+
+
+@pytest.mark.parametrize(("k", "n"), [(512, 1536), (512, 1024), (512, 614)])
+def test_recommended_settings_decode(k, n):
+    enc = _encoder(k, n)
+    settings = recommended_settings(enc.coderate)
+    assert settings["cn_update"] == ("oms" if k / n < 0.4 else "nms")
+    u = _info_bits(8, k, seed=n)
+    assert torch.equal(FastLDPC5GDecoder(enc, **settings)(6.0 * (2.0 * enc(u) - 1.0)), u)
 
 
 def test_zero_iterations_is_sionnas_hard_decision(enc_512):
