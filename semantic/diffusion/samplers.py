@@ -241,20 +241,40 @@ class DDPMSampler:
         Returns:
             :class:`SampleOutput`.
         """
-        device = cond.y.device
-        first = _first_index(self.schedule, start_step, start_image)
-        x = _initial_sample(
-            self.schedule, shape, first, generator, device, x_T, start_image, noise_start_image
-        )
-        cond = _prepare(denoiser, cond)
-        timesteps = self.schedule.timestep_map[: first + 1].flip(0)
-        pred_xstart = x
-        for t_index in tqdm(range(first, -1, -1), desc="DDPM", disable=not progress):
-            t_model = self.schedule.model_timesteps(t_index, x.shape[0], device)
-            model_output = denoiser(x, t_model, cond)
-            out = self.step(model_output, t_index, x, generator)
-            x, pred_xstart = out.prev_sample, out.pred_xstart
-        return SampleOutput(images=x, pred_xstart=pred_xstart, timesteps=timesteps)
+        return _run_chain(self, "DDPM", denoiser, shape, cond, generator, x_T, start_step,
+                          start_image, noise_start_image, progress)
+
+
+def _run_chain(
+    sampler: DDPMSampler | DDIMSampler,
+    desc: str,
+    denoiser: DenoiserFn,
+    shape: Sequence[int],
+    cond: Condition,
+    generator: torch.Generator | None,
+    x_T: Tensor | None,
+    start_step: int | None,
+    start_image: Tensor | None,
+    noise_start_image: bool,
+    progress: bool,
+) -> SampleOutput:
+    """The explicit sampling loop shared by the ancestral samplers: start, then one
+    ``sampler.step`` per chain index from the first down to 0 (arguments as
+    :meth:`DDPMSampler.sample`)."""
+    schedule = sampler.schedule
+    device = cond.y.device
+    first = _first_index(schedule, start_step, start_image)
+    x = _initial_sample(schedule, shape, first, generator, device, x_T, start_image,
+                        noise_start_image)
+    cond = _prepare(denoiser, cond)
+    timesteps = schedule.timestep_map[: first + 1].flip(0)
+    pred_xstart = x
+    for t_index in tqdm(range(first, -1, -1), desc=desc, disable=not progress):
+        t_model = schedule.model_timesteps(t_index, x.shape[0], device)
+        model_output = denoiser(x, t_model, cond)
+        out = sampler.step(model_output, t_index, x, generator)
+        x, pred_xstart = out.prev_sample, out.pred_xstart
+    return SampleOutput(images=x, pred_xstart=pred_xstart, timesteps=timesteps)
 
 
 class DDIMSampler:
@@ -336,20 +356,8 @@ class DDIMSampler:
         progress: bool = False,
     ) -> SampleOutput:
         """Run the chain; arguments and result as :meth:`DDPMSampler.sample`."""
-        device = cond.y.device
-        first = _first_index(self.schedule, start_step, start_image)
-        x = _initial_sample(
-            self.schedule, shape, first, generator, device, x_T, start_image, noise_start_image
-        )
-        cond = _prepare(denoiser, cond)
-        timesteps = self.schedule.timestep_map[: first + 1].flip(0)
-        pred_xstart = x
-        for t_index in tqdm(range(first, -1, -1), desc="DDIM", disable=not progress):
-            t_model = self.schedule.model_timesteps(t_index, x.shape[0], device)
-            model_output = denoiser(x, t_model, cond)
-            out = self.step(model_output, t_index, x, generator)
-            x, pred_xstart = out.prev_sample, out.pred_xstart
-        return SampleOutput(images=x, pred_xstart=pred_xstart, timesteps=timesteps)
+        return _run_chain(self, "DDIM", denoiser, shape, cond, generator, x_T, start_step,
+                          start_image, noise_start_image, progress)
 
 
 class DPMSolverPP2M:

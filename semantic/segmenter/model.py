@@ -39,12 +39,17 @@ class SegmenterConfig:
         widths: channels at strides 2, 4, 8, 16.
         blocks: residual blocks at strides 2, 4, 8, 16.
         dilations: dilation of each residual block at stride 16 (cycled).
+        full_res_channels: width of an optional full-resolution branch (0: none). With it, a
+            two-layer stride-1 stem keeps 1-2 px structures (poles, lights, signs) that the
+            stride-2 decoder loses; the decoder's 1/2-resolution feature is upsampled,
+            concatenated with it, refined by one 3x3 conv and classified at full resolution.
     """
 
     num_classes: int = 19
     widths: tuple[int, int, int, int] = (24, 32, 64, 128)
     blocks: tuple[int, int, int, int] = (0, 1, 2, 2)
     dilations: tuple[int, ...] = (2, 4)
+    full_res_channels: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON/checkpoint-safe dict (lists instead of tuples)."""
@@ -120,6 +125,10 @@ class Segmenter(nn.Module):
         self.context = nn.Conv2d(w[3], w[3], 1)
         self.lateral = nn.ModuleList(_ConvBNReLU(w[i + 1], w[i], kernel=1) for i in range(3))
         self.refine = nn.ModuleList(_ConvBNReLU(w[i], w[i]) for i in range(3))
+        c = self.config.full_res_channels
+        if c:
+            self.full_res_stem = nn.Sequential(_ConvBNReLU(3, c), _ConvBNReLU(c, c))
+            self.full_res_fuse = _ConvBNReLU(w[0] + c, w[0])
         self.classifier = nn.Conv2d(w[0], self.config.num_classes, 1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -135,5 +144,9 @@ class Segmenter(nn.Module):
                 self.lateral[i](x), size=skip.shape[-2:], mode="bilinear", align_corners=False
             )
             x = self.refine[i](x + skip)
+        if self.config.full_res_channels:
+            stem = self.full_res_stem(images * 2.0 - 1.0)
+            x = F.interpolate(x, size=stem.shape[-2:], mode="bilinear", align_corners=False)
+            x = self.full_res_fuse(torch.cat([x, stem], dim=1))
         logits = self.classifier(x)
         return F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)

@@ -369,7 +369,10 @@ def train_segmenter(
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{ckpt_path} is not a segmenter training checkpoint")
-        if state["train_config"] != cfg.to_dict() or state["model_config"] != model_cfg.to_dict():
+        # Fields added after a checkpoint was written take their defaults (older runs resume).
+        saved_train = {**TrainConfig().to_dict(), **state["train_config"]}
+        saved_model = SegmenterConfig.from_dict(state["model_config"]).to_dict()
+        if saved_train != cfg.to_dict() or saved_model != model_cfg.to_dict():
             raise ValueError(
                 f"checkpoint {ckpt_path} was made with a different configuration: "
                 f"{state['train_config']} / {state['model_config']}"

@@ -37,6 +37,18 @@ def test_forward_shapes_and_size():
     assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
 
 
+def test_full_resolution_branch_keeps_one_pixel_structures():
+    cfg = SegmenterConfig(full_res_channels=8)
+    net = Segmenter(cfg).eval()
+    assert net(torch.rand(1, 3, 40, 72)).shape == (1, 19, 40, 72)
+    assert hasattr(net, "full_res_stem") and not hasattr(Segmenter(SegmenterConfig()),
+                                                         "full_res_stem")
+    # Configs saved before the field existed load with the branch off.
+    old = SegmenterConfig().to_dict()
+    old.pop("full_res_channels")
+    assert SegmenterConfig.from_dict(old) == SegmenterConfig()
+
+
 def test_config_round_trip_and_unknown_keys():
     cfg = SegmenterConfig(widths=(8, 16, 16, 32), blocks=(0, 1, 1, 1))
     assert SegmenterConfig.from_dict(cfg.to_dict()) == cfg
@@ -151,6 +163,14 @@ def test_three_step_training_with_resume_reproduces_the_uninterrupted_run(tmp_pa
     digest = hashlib.sha256(resumed.weights_path.read_bytes()).hexdigest()
     assert resumed.sha256 == digest and digest in card
     assert f"{resumed.params:,}" in card and "mIoU" in card
+
+    # A checkpoint written before a config field existed resumes (the field takes its default).
+    state = torch.load(checkpoint_path(out), weights_only=True)
+    state["model_config"].pop("full_res_channels")
+    state["train_config"].pop("class_weighting")
+    torch.save(state, checkpoint_path(out))
+    again = _smoke(out, resume=True, log=lambda line: None)
+    assert again.steps == 3
 
     # A changed configuration cannot resume from this checkpoint.
     with pytest.raises(ValueError, match="different configuration"):
