@@ -8,7 +8,7 @@ Usage:
   python simulate.py report RUN_DIR
   python simulate.py data preview --source synthetic --n 16 --out DIR
   python simulate.py fid PATH_A PATH_B [--json]
-  python simulate.py train segmenter|receiver ...
+  python simulate.py train segmenter|receiver|jscc ...
 
 Exit codes: 0 success; 2 invalid configuration or input (one line on stderr naming the file,
 the dotted key and the reason); 1 runtime failure (traceback only with --debug).
@@ -52,7 +52,7 @@ def _catalogue() -> str:
         "  report RUN_DIR                      regenerate CSVs and plots from a run's store\n"
         "  data preview --source synthetic --n 16 --out DIR\n"
         "  fid PATH_A PATH_B [--json]          FID/KID between two image folders\n"
-        "  train segmenter|receiver ...        train the shipped models\n"
+        "  train segmenter|receiver|jscc ...   train the shipped models\n"
         "\nexamples:\n"
         "  python simulate.py scenarios/ber_uncoded_awgn.yaml\n"
         "  python simulate.py scenarios/ber_ldpc_awgn.yaml --set sweep.ebno_db=[1,2,3] "
@@ -113,7 +113,7 @@ def resolve_device(requested: str) -> str:
 def run_scenario(args: argparse.Namespace) -> int:
     from link.config import load_scenario, parse_scenario, to_yaml
     from link.results import Manifest, atomic_write_text, make_run_dir
-    from link.sweep import expand_points, stable_hash
+    from link.sweep import drop_unused_sections, expand_points, stable_hash
 
     if args.ray_address is not None and args.executor != "ray":
         raise ConfigError("--ray-address needs --executor ray", key="--ray-address")
@@ -131,6 +131,7 @@ def run_scenario(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise exc.with_source(str(args.scenario)) from None
     resolved = scenario.model_dump(mode="json")
+    drop_unused_sections(resolved, scenario)  # as point ids do: new sections keep old run dirs
     config_hash = stable_hash({k: v for k, v in resolved.items() if k != "device"}, 8)
     run_dir, existed = make_run_dir(scenario.name, config_hash, args.out, args.resume)
     if existed and not args.resume:
@@ -332,14 +333,34 @@ def _train_receiver(args: argparse.Namespace) -> int:
             config.data.get("instance_edges", True))
         batch_fn = make_batch_fn(config.data, config.batch_size, num_classes=num_classes,
                                  super_res=config.super_res, lowres_factor=config.lowres_factor)
+        val_batch_fn = None
+        if config.early_stopping is not None:
+            val_batch_fn = make_batch_fn(config.data, config.batch_size, num_classes=num_classes,
+                                         super_res=config.super_res,
+                                         lowres_factor=config.lowres_factor, split="val")
     except FileNotFoundError:
         raise ConfigError("file not found", source=args.config) from None
     except (ValueError, TypeError, KeyError) as exc:
         raise ConfigError(str(exc), key="receiver", source=args.config) from None
     out = Path(args.out or Path("results") / "train" / Path(args.config).stem)
-    summary = train_receiver(config, out, batch_fn=batch_fn, progress=not args.quiet)
+    summary = train_receiver(config, out, batch_fn=batch_fn, progress=not args.quiet,
+                             val_batch_fn=val_batch_fn)
     print(f"step {summary.step}/{config.num_steps} (started at {summary.start_step}), "
           f"final loss {summary.final_loss}, {summary.wall_s:.0f} s -> {out}")
+    return 0
+
+
+def _train_jscc(args: argparse.Namespace) -> int:
+    from semantic.jscc.training import train_from_yaml
+
+    try:
+        line = train_from_yaml(args.config, args.out, steps=args.steps,
+                               max_minutes=args.max_minutes, progress=not args.quiet)
+    except FileNotFoundError as exc:
+        raise ConfigError(str(exc) if exc.args else "file not found", source=args.config) from None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(str(exc), key="jscc", source=args.config) from None
+    print(line)
     return 0
 
 
@@ -347,8 +368,13 @@ def _train_segmenter(args: argparse.Namespace) -> int:
     from semantic.segmenter import train_segmenter
 
     out = Path(args.out or "semantic/weights/segmenter.pt")
+    from semantic.segmenter import SegmenterConfig
+
+    model_config = SegmenterConfig(full_res_channels=args.full_res_channels)
     result = train_segmenter(out_path=out, steps=args.steps or 3000, batch_size=args.batch_size,
-                             size=tuple(args.size), seed=args.seed, resume=True,
+                             size=tuple(args.size), seed=args.seed, resume=True, lr=args.lr,
+                             class_weighting=args.class_weighting, model_config=model_config,
+                             checkpoint=args.checkpoint,
                              command="python simulate.py " + " ".join(sys.argv[1:]))
     print(result)
     return 0
@@ -365,15 +391,31 @@ def cmd_train(argv: Sequence[str]) -> int:
     rec.add_argument("--max-minutes", type=float, default=None,
                      help="stop at a checkpoint after this long; rerun to resume")
     rec.add_argument("--quiet", action="store_true")
+    jscc = sub.add_parser("jscc", help="deep-JSCC codec or diffjscc refiner from a training YAML")
+    jscc.add_argument("--config", required=True, help="training YAML (scenarios/train/jscc_*)")
+    jscc.add_argument("--out", default=None, help="run folder (default results/train/<config>)")
+    jscc.add_argument("--steps", type=int, default=None, help="override num_steps")
+    jscc.add_argument("--max-minutes", type=float, default=None,
+                      help="stop at a checkpoint after this long; rerun to resume")
+    jscc.add_argument("--quiet", action="store_true")
     seg = sub.add_parser("segmenter", help="the mIoU segmenter on synthetic street scenes")
     seg.add_argument("--out", default=None, help="weights file (default semantic/weights/)")
     seg.add_argument("--steps", type=int, default=None)
     seg.add_argument("--batch-size", type=int, default=16)
     seg.add_argument("--size", type=int, nargs=2, default=(128, 256), metavar=("H", "W"))
     seg.add_argument("--seed", type=int, default=0)
-    for p in (rec, seg):
+    seg.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (AdamW)")
+    seg.add_argument("--class-weighting", choices=("none", "enet"), default="none",
+                     help="cross-entropy class weights (enet: 1/ln(1.02+p_c))")
+    seg.add_argument("--full-res-channels", type=int, default=0,
+                     help="width of the full-resolution branch (0: none)")
+    seg.add_argument("--checkpoint", default=None,
+                     help="resumable checkpoint (default: <out stem>.ckpt.pt beside the weights)")
+    for p in (rec, seg, jscc):
         p.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
+    if args.what == "jscc":
+        return _train_jscc(args)
     return _train_receiver(args) if args.what == "receiver" else _train_segmenter(args)
 
 

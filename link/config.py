@@ -25,10 +25,13 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
+from link.des.config import LinkLayerConfig
 from link.errors import ConfigError
 
 Modulation = Literal["bpsk", "qpsk", "8psk", "16qam", "64qam", "256qam"]
@@ -210,8 +213,15 @@ class ResourcesConfig(_Strict):
     gpus_per_point: float = Field(0.0, ge=0)
 
 
-SchemeName = Literal["gesco", "spic", "separation"]
+SchemeName = Literal["gesco", "spic", "separation", "diffgo", "qgesco", "deepjscc", "diffjscc"]
 SCHEMES: tuple[str, ...] = SchemeName.__args__
+
+# Option sections that only some schemes read: section -> the schemes that read it. A point's id
+# leaves out the sections of schemes its scenario does not run, so that adding a scheme (and its
+# section) to the project does not change the ids, and so the stores, of existing scenarios.
+SCHEME_OPTION_SECTIONS: dict[str, tuple[str, ...]] = {"diffgo": ("diffgo",),
+                                                       "qgesco": ("qgesco",),
+                                                       "jscc": ("deepjscc", "diffjscc")}
 
 
 class DataConfig(_Strict):
@@ -258,6 +268,87 @@ class GescoOptions(_Strict):
     instance_edges: bool = True
 
 
+class QGescoOptions(_Strict):
+    """Q-GESCO: GESCO with a post-training-quantised receiver (``semantic.quant``).
+
+    ``backend``: ``int8`` (PyTorch int8 CPU kernels; needs ``activation_bits: 8``),
+    ``weight_only`` (int8 storage, float32 compute; ``activation_bits: null``) or ``fake_quant``
+    (simulated; any bits). ``reduce_range`` (null: on for ``int8``) halves the activation input
+    levels, as the x86 int8 kernels need. Calibration: ``calibration_images`` train-split scenes
+    through the scenario's channel at ``calibration_snr_db`` (null: 0, 10, 20 dB; on
+    ``gesco_compat`` GESCO labels 1, 10, 20, 100), ``calibration_timesteps`` chain steps each.
+    """
+
+    backend: Literal["int8", "weight_only", "fake_quant"] = "int8"
+    weight_bits: int = Field(8, ge=2, le=8)
+    activation_bits: int | None = Field(8, ge=2, le=8)
+    activation_range: Literal["mse", "percentile", "minmax"] = "mse"
+    percentile: float = Field(99.99, gt=50, le=100)
+    reduce_range: bool | None = None
+    calibration_images: PositiveInt = 8
+    calibration_timesteps: PositiveInt = 5
+    calibration_snr_db: list[float] | None = None
+    calibration_seed: int = Field(0, ge=0)
+
+    @field_validator("weight_bits")
+    @classmethod
+    def _weight_bits_fit(cls, value: int, info: ValidationInfo) -> int:
+        if info.data.get("backend") in ("int8", "weight_only") and value != 8:
+            raise ValueError(f"backend {info.data['backend']} stores 8-bit weights")
+        return value
+
+    @field_validator("activation_bits")
+    @classmethod
+    def _activation_bits_fit(cls, value: int | None, info: ValidationInfo) -> int | None:
+        backend = info.data.get("backend")
+        if backend == "int8" and value != 8:
+            raise ValueError("backend int8 runs 8-bit activations (set 8)")
+        if backend == "weight_only" and value is not None:
+            raise ValueError("backend weight_only keeps float activations (set null)")
+        return value
+
+
+class DiffgoOptions(_Strict):
+    """Diff-GO^n: shared noise bank (seed, size N), candidates tried per image, selection goal.
+
+    The index costs ceil(log2 bank_size) bits; ``candidates >= bank_size`` tries every entry.
+    ``instance_edges`` must match the map receiver's label channels (sent as a counted stream).
+    ``num_threads``: torch threads pinned while generating (transmitter and receiver agree).
+    """
+
+    bank_seed: int = Field(0, ge=0)
+    bank_size: int = Field(16, ge=1, le=2**62)
+    candidates: PositiveInt = 16
+    goal: Literal["miou", "psnr"] = "miou"
+    instance_edges: bool = True
+    selection_seed: int = Field(0, ge=0)
+    num_threads: PositiveInt = 1
+
+
+class JsccOptions(_Strict):
+    """``deepjscc`` / ``diffjscc`` (``semantic.jscc``): trained codec and diffusion refiner.
+
+    ``channel_uses_per_pixel`` (complex channel uses per image pixel) is fixed by the codec's
+    weights; when given it must match them. ``oracle_start`` starts the refiner's chain from the
+    DDIM inversion of the ORIGINAL image (Diff_JSCC's published mode; needs ``sampler: ddim``);
+    its results are labelled ``diffjscc_oracle_start``.
+    """
+
+    codec_weights: str = "semantic/weights/jscc_deepjscc_64x128.pt"
+    refiner_weights: str = "semantic/weights/jscc_diffjscc_refiner_64x128.pt"
+    channel_uses_per_pixel: float | None = Field(None, gt=0)
+    oracle_start: bool = False
+    sampler: Literal["ddim", "ddpm", "dpmpp2m"] = "ddim"
+    steps: PositiveInt = 20
+    batch_size: PositiveInt = 16
+
+    @model_validator(mode="after")
+    def _oracle_needs_ddim(self) -> JsccOptions:
+        if self.oracle_start and self.sampler != "ddim":
+            raise ValueError("oracle_start inverts the chain with DDIM: set sampler: ddim")
+        return self
+
+
 class MetricsConfig(_Strict):
     """``segmenter``: shipped weights (``.pt``) or a TorchScript model returning logits."""
 
@@ -285,7 +376,13 @@ class Scenario(_Strict):
     source_coding: SourceCodingConfig = SourceCodingConfig()
     separation: SeparationOptions = SeparationOptions()
     gesco: GescoOptions = GescoOptions()
+    qgesco: QGescoOptions = QGescoOptions()
+    diffgo: DiffgoOptions = DiffgoOptions()
+    jscc: JsccOptions = JsccOptions()
     metrics: MetricsConfig = MetricsConfig()
+    # Frames, transport blocks, slots, fading over time, HARQ and receiver compute (link.des);
+    # absent: each image crosses the channel in one shot (link.channel_io.deliver).
+    link_layer: LinkLayerConfig | None = None
     # How points are scheduled does not change their numbers: left out of ``model_dump`` so that
     # point ids and run hashes ignore it (``to_yaml`` writes it back for the resolved file).
     resources: ResourcesConfig = Field(ResourcesConfig(), exclude=True)
@@ -293,9 +390,27 @@ class Scenario(_Strict):
     # that derived defaults (e.g. an uncoded block's n) are re-derived for every point.
     _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
 
+    @model_serializer(mode="wrap")
+    def _without_absent_link_layer(self, handler: Any) -> dict[str, Any]:
+        # No link_layer section: the resolved file and the run hash stay what they were.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("link_layer", False) is None:
+            del data["link_layer"]
+        return data
+
     @property
     def raw(self) -> dict[str, Any]:
         return copy.deepcopy(self._raw) if self._raw else self.model_dump(mode="json")
+
+    @field_validator("link_layer")
+    @classmethod
+    def _link_layer_fits(cls, value: LinkLayerConfig | None, info: ValidationInfo
+                         ) -> LinkLayerConfig | None:
+        if value is not None and "phy" in info.data and "kind" in info.data:
+            from link.semantic_link import check_scenario_link_layer
+
+            check_scenario_link_layer(value, info.data["phy"], info.data["kind"])
+        return value
 
     @model_validator(mode="after")
     def _kind_needs(self) -> Scenario:
@@ -310,9 +425,9 @@ class Scenario(_Strict):
             raise ValueError("phy.channel.type 'gesco_compat' is GESCO's map corruption, not a "
                              "bit channel; use it in semantic scenarios")
         if self.phy.channel.type == "gesco_compat":
-            bad = [s for s in self.schemes if s != "gesco"]
+            bad = [s for s in self.schemes if s not in ("gesco", "qgesco")]
             if bad:
-                raise ValueError(f"gesco_compat carries only the gesco scheme, not {bad}")
+                raise ValueError(f"gesco_compat carries only the gesco/qgesco schemes, not {bad}")
             from semantic.schemes.gesco_channel import GESCO_SNR_LABEL_TO_SIGMA
 
             labels = [v for v in self.sweep.snr_db or [] if v not in GESCO_SNR_LABEL_TO_SIGMA]

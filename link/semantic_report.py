@@ -3,6 +3,8 @@
 Plots (PNG + PDF, sized for a two-column paper): mIoU (bootstrap 95% intervals), FID, PSNR
 (bootstrap intervals) and BPP against SNR, one line per scheme. Sample grids per scheme: one row
 per SNR with original | sent map | received map | regenerated, for the first stored images.
+With a ``link_layer`` section: ``plots/latency_cdf.png|pdf`` and each point's
+``link_layer/<scheme>/snr_<x>dB-<id>/{events,frames}.csv`` (`link.semantic_link`).
 """
 
 from __future__ import annotations
@@ -128,8 +130,11 @@ def write_semantic_report(run_dir: Path, store: ResultsStore, title: str = "",
     if originals is None:
         originals = _stored_array(store, "sample_originals")
         sent_maps = _stored_array(store, "sample_maps")
+    from link.semantic_link import write_link_layer_report
+
     return [write_metrics_csv(run_dir, rows), *plot_metrics(run_dir, rows, title),
-            *write_sample_grids(run_dir, rows, originals, sent_maps)]
+            *write_sample_grids(run_dir, rows, originals, sent_maps),
+            *write_link_layer_report(run_dir, rows, title)]
 
 
 def store_sample_sources(store: ResultsStore, images: np.ndarray, maps: np.ndarray) -> None:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from link.config import ConfigError, Scenario
+from link.semantic_link import LINK_LAYER_COLUMNS
 from link.store import PointRecord, ResultsStore
 from link.sweep import Point, derive_seed, stable_hash
 
@@ -33,6 +34,10 @@ METRICS_COLUMNS: tuple[str, ...] = (
     # Extra columns.
     "psnr_ci_low", "psnr_ci_high", "pixel_accuracy", "miou_original", "bit_errors", "bits",
     "block_errors", "blocks", "fid_protocol", "snr_axis", "point_id", "seed",
+    # Quantised receivers (qgesco): e.g. W8A8-int8 or W8A8-simulated (empty for the others).
+    "receiver_precision",
+    # With a link_layer section (empty without one).
+    *LINK_LAYER_COLUMNS,
 )
 
 
@@ -111,7 +116,8 @@ def make_segment_fn(scenario: Scenario, device: str) -> Callable[[np.ndarray], t
     return segment
 
 
-def build_scheme(name: str, scenario: Scenario, device: str, source) -> Any:
+def build_scheme(name: str, scenario: Scenario, device: str, source,
+                 segment: Callable[[np.ndarray], torch.Tensor] | None = None) -> Any:
     from semantic.diffusion.receiver import load_receiver
     from semantic.schemes.gesco import GescoConfig, GescoScheme
     from semantic.schemes.separation import SeparationConfig, SeparationScheme
@@ -146,6 +152,18 @@ def build_scheme(name: str, scenario: Scenario, device: str, source) -> Any:
                            / (h * w))
         return SeparationScheme(SeparationConfig(codec=sc.image_codec, qp=opts.qp or sc.qp,
                                                  target_bpp=target, on_failure=opts.on_failure))
+    if name == "diffgo":
+        from semantic.schemes.diffgo import build_diffgo
+
+        return build_diffgo(scenario, device, segment)
+    if name == "qgesco":
+        from semantic.quant.scheme import build_qgesco
+
+        return build_qgesco(scenario, device, source)
+    if name in ("deepjscc", "diffjscc"):
+        from semantic.jscc.schemes import build_jscc_scheme
+
+        return build_jscc_scheme(name, scenario, device)
     raise ConfigError(f"unknown scheme {name!r}", key="schemes")
 
 
@@ -168,7 +186,7 @@ def prepare(scenario: Scenario, device: str, progress: Callable[[str], None]) ->
         ctx.timed("reference_features", t0)
     for name in scenario.schemes:
         t0 = time.perf_counter()
-        ctx.schemes[name] = build_scheme(name, scenario, device, source)
+        ctx.schemes[name] = build_scheme(name, scenario, device, source, segment=segment)
         ctx.transmissions[name] = ctx.schemes[name].transmit(source)
         ctx.timed(f"build_transmit_{name}", t0)
         progress(f"prepared {name}")
@@ -189,6 +207,7 @@ def run_point(ctx: RunContext, point: Point, scheme_name: str) -> dict[str, Any]
     """One (scheme, SNR) point: channel, receiver, metrics -> a ``metrics.csv`` row."""
     from link.ber_run import build_phy_link
     from link.channel_io import ChannelCounts, deliver
+    from link.semantic_link import channel_name
     from semantic.metrics.intervals import bootstrap_mean_ci, bootstrap_miou_ci
     from semantic.metrics.miou import ConfusionMatrix
     from semantic.metrics.pixel import psnr, ssim
@@ -203,6 +222,7 @@ def run_point(ctx: RunContext, point: Point, scheme_name: str) -> dict[str, Any]
     receiver_seed = derive_seed(scenario.seed, "receiver:" + scheme_name)
     t0 = time.perf_counter()
     compat = scenario.phy.channel.type == "gesco_compat"
+    transfer = None
     if compat:
         y = scheme.corrupt_compat(tx, snr, channel_gen)
         delivered = Delivered({}, {}, {}, snr, (h, w))
@@ -212,19 +232,32 @@ def run_point(ctx: RunContext, point: Point, scheme_name: str) -> dict[str, Any]
     else:
         if point.config_index not in ctx.links:
             ctx.links[point.config_index] = build_phy_link(scenario.phy, ctx.device)
-        delivered, counts = deliver(tx, ctx.links[point.config_index], snr, (h, w), channel_gen)
+        if scenario.link_layer is None:
+            delivered, counts = deliver(tx, ctx.links[point.config_index], snr, (h, w),
+                                        channel_gen)
+        else:
+            from link.semantic_link import SemanticLinkLayer
+
+            transfer = SemanticLinkLayer(scenario.link_layer, ctx.links[point.config_index])(
+                tx, snr, (h, w), seed=derive_seed(point.seed, scheme_name))
+            delivered, counts = transfer.delivered, transfer.counts
         y = None
         key = (scheme_name, _digest(delivered))
     ctx.timed("channel", t0)
     t0 = time.perf_counter()
     if key is not None and key in ctx.cache:
-        rec = ctx.cache[key]
+        rec, receive_s = ctx.cache[key]
     else:
         gen = torch.Generator().manual_seed(receiver_seed)
         rec = scheme.receive(delivered, gen, y=y) if compat else scheme.receive(delivered, gen)
+        # Wall time of the receiver per image (link layer, compute.mode: measured).
+        receive_s = (time.perf_counter() - t0) / len(source)
         if key is not None:
-            ctx.cache[key] = rec
+            ctx.cache[key] = rec, receive_s
     ctx.timed("receiver", t0)
+    link_layer = None
+    if transfer is not None:
+        link_layer = transfer.finish(receive_s)
 
     t0 = time.perf_counter()
     m = scenario.metrics
@@ -260,8 +293,10 @@ def run_point(ctx: RunContext, point: Point, scheme_name: str) -> dict[str, Any]
 
     uses = (counts.digital_channel_uses + counts.analog_channel_uses) / (len(source) * pixels)
     return {
-        "scheme": scheme_name,
-        "channel": scenario.phy.channel.type,
+        # A scheme may report under another name (e.g. an oracle mode labelled as such).
+        "scheme": getattr(scheme, "report_name", scheme_name),
+        "channel": (scenario.phy.channel.type if link_layer is None
+                    else channel_name(scenario.link_layer)),
         "snr_db": snr,
         "num_images": len(source),
         "bpp": mean_bits(None),
@@ -292,8 +327,11 @@ def run_point(ctx: RunContext, point: Point, scheme_name: str) -> dict[str, Any]
         "snr_axis": "gesco_label" if compat else "snr_per_channel_use_db",
         "point_id": point.point_id,
         "seed": point.seed,
+        "receiver_precision": getattr(scheme, "receiver_precision", ""),
         "_flags": {k: int(v.sum()) for k, v in rec.flags.items()},
         "_samples": _sample_rows(source, rec),
+        **({} if link_layer is None else {**link_layer.columns(),
+                                          "_link_layer": link_layer.stored()}),
     }
 
 

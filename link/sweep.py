@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from link.config import ConfigError, Scenario, parse_scenario, set_dotted
+from link.config import SCHEME_OPTION_SECTIONS, ConfigError, Scenario, parse_scenario, set_dotted
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,16 @@ def expand_configurations(scenario: Scenario) -> list[Configuration]:
     return out
 
 
+def drop_unused_sections(resolved: dict[str, Any], scenario: Scenario) -> None:
+    """Leave out of a point's identity what cannot change its numbers: option sections of
+    schemes the scenario does not run, and optional sections that are absent (``None``)."""
+    for section, users in SCHEME_OPTION_SECTIONS.items():
+        if not set(users) & set(scenario.schemes):
+            resolved.pop(section, None)
+    for key in [k for k, v in resolved.items() if v is None]:
+        resolved.pop(key)
+
+
 def expand_points(scenario: Scenario) -> list[Point]:
     """All points of the scenario in run order (configuration-major, then SNR)."""
     snr_key = "ebno_db" if scenario.kind == "ber" else "snr_db"
@@ -105,6 +115,7 @@ def expand_points(scenario: Scenario) -> list[Point]:
         # Identity excludes names, descriptions and the device: they do not change the numbers.
         for key in ("name", "description", "device"):
             resolved.pop(key)
+        drop_unused_sections(resolved, cfg.scenario)
         for snr in getattr(cfg.scenario.sweep, snr_key):
             ident = {**resolved, snr_key: float(snr)}
             pid = stable_hash(ident)

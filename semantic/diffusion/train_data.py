@@ -59,10 +59,11 @@ def to_model_range(images: np.ndarray) -> torch.Tensor:
 
 
 def make_batch_fn(data: Mapping[str, Any], batch_size: int, num_classes: int = 19,
-                  super_res: bool = False, lowres_factor: int = 2
+                  super_res: bool = False, lowres_factor: int = 2, split: str = "train"
                   ) -> Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor,
                                                               torch.Tensor | None]]:
-    """Build ``batch_fn(step, generator) -> (images [-1,1], y one-hot(+edges), low_res|None)``."""
+    """Build ``batch_fn(step, generator) -> (images [-1,1], y one-hot(+edges), low_res|None)``
+    drawing scenes of ``split`` (``train``; ``val`` for early stopping's validation set)."""
     unknown = set(data) - _KEYS
     if unknown:
         raise ValueError(f"unknown receiver data keys {sorted(unknown)}; valid: {sorted(_KEYS)}")
@@ -71,8 +72,9 @@ def make_batch_fn(data: Mapping[str, Any], batch_size: int, num_classes: int = 1
         raise ValueError(f"receiver training supports data.source 'synthetic', got {source!r}")
     size = tuple(data.get("size", (64, 128)))
     scenes = SyntheticStreetScenes(size=size, seed=int(data.get("seed", 0)))
-    train = SPLITS["train"]
-    lo, hi = train.start, train.stop
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; valid: {sorted(SPLITS)}")
+    lo, hi = SPLITS[split].start, SPLITS[split].stop
     edges = bool(data.get("instance_edges", True))
     hflip = bool(data.get("hflip", True))
     codec = str(data.get("lowres_codec", "none"))

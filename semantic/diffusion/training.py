@@ -11,11 +11,16 @@ One optimisation step (facts §§11-13):
 4. Super-resolution receivers also get the coarse image: the batch's ``low_res``, or the
    image area-downscaled by ``lowres_factor`` and passed through ``degrade_lowres`` (the same
    lossy codec as at test time); the network upsamples it itself.
-5. t ~ U{0..T−1}, ε ~ N(0, I), x_t = q_sample(x_0, t, ε); loss = MSE(ε̂, ε) (+ the
+5. t ~ U{0..T−1}, ε ~ N(0, I) (or, with ``noise_bank``, Diff-GO^n's noise-restricted forward
+   diffusion: ε is an entry of the shared bank, drawn uniformly per sample),
+   x_t = q_sample(x_0, t, ε); loss = MSE(ε̂, ε) (+ the
    variational-bound term of the learned variance with the mean stop-gradiented, "hybrid",
    improved-diffusion / SDM). With uniform t, the per-step VB term is L_vlb / T, i.e. the
    λ = 0.001 of Nichol & Dhariwal for T = 1000; ``vb_weight`` scales it further.
 6. AdamW step (gradient-norm clipping, optional linear warm-up), EMA update.
+7. With ``early_stopping``: every ``every`` steps the EMA weights are scored on a fixed
+   validation set and training stops when the smoothed loss stops improving (the rule is
+   spelled out in ``semantic.diffusion.early_stopping``); the best weights are kept.
 
 All randomness comes from one CPU ``torch.Generator`` seeded from ``config.seed`` (plus the
 global RNG inside a fork for dropout layers); both are checkpointed, so a run interrupted and
@@ -29,6 +34,8 @@ Files written to ``out_dir``:
 - ``receiver_ema.pt``: the EMA weights for inference: ``{"format", "unet_config",
   "state_dict", "train_config", "step"}``.
 - ``loss_curve.png`` and ``losses.csv`` (step, loss, mse, vb, grad_norm).
+- with ``early_stopping``: ``receiver_best.pt`` (the EMA export at the best validation) and
+  ``validation.csv`` (step, loss, smoothed).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import functools
 import math
 import os
 import time
@@ -49,6 +57,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from semantic.diffusion.early_stopping import EarlyStoppingRule, EarlyStoppingState, ValidationSet
+from semantic.diffusion.noise_bank import NoiseBank
 from semantic.diffusion.schedule import SCHEDULE_NAMES, NoiseSchedule
 
 __all__ = [
@@ -106,6 +116,10 @@ class ReceiverTrainConfig:
         max_minutes: wall-clock budget of one call (None = unlimited); the run stops at a
             checkpoint and continues on the next call with ``resume=True``.
         data: free-form description of the data source for the data adapter (not used here).
+        noise_bank: ``{seed, size}``: draw the forward noise from this shared bank
+            (``semantic.diffusion.noise_bank``) instead of fresh Gaussian noise (Diff-GO^n).
+        early_stopping: ``{every, patience, min_rel_improvement, smoothing, val_batches}``
+            (``semantic.diffusion.early_stopping.EarlyStoppingRule``) or None.
     """
 
     unet: dict[str, Any] = field(default_factory=dict)
@@ -133,6 +147,8 @@ class ReceiverTrainConfig:
     checkpoint_every: int = 500
     max_minutes: float | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    noise_bank: dict[str, int] | None = None
+    early_stopping: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.adam_betas = (float(self.adam_betas[0]), float(self.adam_betas[1]))
@@ -163,6 +179,12 @@ class ReceiverTrainConfig:
             raise ValueError("lowres_factor, checkpoint_every and diffusion_steps must be ≥ 1")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError("max_minutes must be positive (or None)")
+        if self.noise_bank is not None:
+            self.noise_bank = dict(self.noise_bank)
+            _noise_bank(self)
+        if self.early_stopping is not None:
+            self.early_stopping = dict(self.early_stopping)
+            EarlyStoppingRule.from_dict(self.early_stopping)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (tuples as lists) — YAML- and ``weights_only``-safe."""
@@ -322,6 +344,9 @@ class TrainSummary:
         wall_s: wall-clock seconds of this call.
         train_state_path, ema_path, loss_curve_path: files written.
         losses: [step] per-step mean training loss of the whole run.
+        early_stopped: the early-stopping rule ended the run.
+        best_step: step of the best smoothed validation loss (``receiver_best.pt``), or None.
+        validation: [step, loss, smoothed] per validation of the whole run.
     """
 
     start_step: int
@@ -333,6 +358,18 @@ class TrainSummary:
     ema_path: Path
     loss_curve_path: Path
     losses: list[float]
+    early_stopped: bool = False
+    best_step: int | None = None
+    validation: list[list[float]] = field(default_factory=list)
+
+
+def _noise_bank(config: ReceiverTrainConfig) -> NoiseBank | None:
+    if config.noise_bank is None:
+        return None
+    keys = set(config.noise_bank)
+    if keys != {"seed", "size"}:
+        raise ValueError(f"noise_bank needs exactly the keys seed and size, got {sorted(keys)}")
+    return NoiseBank(int(config.noise_bank["seed"]), int(config.noise_bank["size"]))
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -379,6 +416,10 @@ def _lr_at(config: ReceiverTrainConfig, step: int) -> float:
 
 
 def _check_resume_config(saved: Mapping[str, Any], current: Mapping[str, Any]) -> None:
+    # Options added to the trainer after a state was written take their defaults, so a run
+    # started before they existed resumes (the saved values are what it was trained with).
+    defaults = ReceiverTrainConfig().to_dict()
+    saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
     differing = sorted(
         k
         for k in set(saved) | set(current)
@@ -436,6 +477,7 @@ def train_receiver(
     degrade_lowres: Callable[[Tensor], Tensor] | None = None,
     resume: bool = True,
     progress: bool = True,
+    val_batch_fn: BatchFn | None = None,
 ) -> TrainSummary:
     """Train (or continue training) a diffusion receiver.
 
@@ -453,6 +495,7 @@ def train_receiver(
         resume: continue from ``out_dir/train_state.pt`` if it exists (its config must match
             except for ``num_steps``, ``max_minutes``, ``checkpoint_every``, ``device``).
         progress: show a tqdm bar with loss and ETA.
+        val_batch_fn: like ``batch_fn``, on held-out data; needed by ``early_stopping``.
 
     Returns:
         :class:`TrainSummary`.
@@ -497,6 +540,14 @@ def train_receiver(
         weight_decay=config.weight_decay,
     )
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    bank = _noise_bank(config)
+    rule = None
+    if config.early_stopping is not None:
+        rule = EarlyStoppingRule.from_dict(config.early_stopping)
+        if val_batch_fn is None:
+            raise ValueError("early_stopping needs val_batch_fn (batches of held-out data)")
+    stopping = EarlyStoppingState()
+    val_set: ValidationSet | None = None
     ema = {k: v.detach().clone().float() for k, v in net.state_dict().items()}
     generator = torch.Generator().manual_seed(config.seed)
     history: dict[str, list[float]] = {"loss": [], "mse": [], "vb": [], "grad_norm": []}
@@ -527,6 +578,7 @@ def train_receiver(
         history = {k: list(v) for k, v in state["history"].items()}
         start_step = int(state["step"])
         saved_wall_s = float(state["wall_s"])
+        stopping = EarlyStoppingState.from_dict(state.get("early_stopping") or {})
         if start_step > config.num_steps:
             raise ValueError(f"checkpoint is at step {start_step} > num_steps {config.num_steps}")
     ema = {k: v.to(device) for k, v in ema.items()}
@@ -549,9 +601,13 @@ def train_receiver(
                 "config": config_dict,
                 "unet_config": unet_dict,
                 "wall_s": wall_s,
+                "early_stopping": stopping.to_dict(),
             },
             state_path,
         )
+        export_ema(ema_path, step)
+
+    def export_ema(path: Path, step: int) -> None:
         _atomic_save(
             {
                 "format": EMA_EXPORT_FORMAT,
@@ -560,8 +616,23 @@ def train_receiver(
                 "train_config": config_dict,
                 "step": step,
             },
-            ema_path,
+            path,
         )
+
+    def validate(step: int) -> None:
+        nonlocal val_set
+        if val_set is None:
+            def lowres_fn(images: Tensor) -> Tensor:
+                low = _downscale(images, config.lowres_factor)
+                return degrade_lowres(low) if degrade_lowres is not None else low
+
+            val_set = ValidationSet.draw(val_batch_fn, rule.val_batches, schedule.num_steps,
+                                         seed=config.seed + 7919,
+                                         lowres_fn=lowres_fn if config.super_res else None)
+        loss_fn = functools.partial(diffusion_loss, kind=config.loss, vb_weight=config.vb_weight)
+        value = val_set.loss(net, ema, schedule, loss_fn, device)
+        if stopping.update(value, step, rule):
+            export_ema(out / "receiver_best.pt", step)
 
     ema_params = [
         (name, p) for name, p in net.named_parameters() if p.requires_grad and name in ema
@@ -585,7 +656,7 @@ def train_receiver(
             dynamic_ncols=True,
         )
         last_saved = start_step
-        while step < config.num_steps:
+        while step < config.num_steps and not stopping.stopped:
             if budget_s is not None and time.monotonic() - started > budget_s:
                 break
             images, y, low_res = batch_fn(step, generator)
@@ -609,7 +680,11 @@ def train_receiver(
                 if degrade_lowres is not None:
                     low_res = degrade_lowres(low_res)
             t = torch.randint(schedule.num_steps, (batch,), generator=generator)
-            noise = torch.randn(images.shape, generator=generator)
+            if bank is None:
+                noise = torch.randn(images.shape, generator=generator)
+            else:
+                picks = torch.randint(bank.size, (batch,), generator=generator)
+                noise = bank.entries(picks, images.shape[1:])
 
             x0 = images.to(device, torch.float32)
             noise = noise.to(device)
@@ -660,6 +735,8 @@ def train_receiver(
             history["grad_norm"].append(float(grad_norm))
             bar.update(1)
             bar.set_postfix(loss=f"{history['loss'][-1]:.4f}")
+            if rule is not None and step % rule.every == 0:
+                validate(step)
             if step % config.checkpoint_every == 0:
                 save(step)
                 last_saved = step
@@ -667,6 +744,11 @@ def train_receiver(
         if step != last_saved or not state_path.exists():
             save(step)
     curve = _write_loss_files(out, history)
+    if rule is not None:
+        with open(out / "validation.csv", "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["step", "loss", "smoothed"])
+            writer.writerows([[int(r[0]), f"{r[1]:.6g}", f"{r[2]:.6g}"] for r in stopping.history])
     recent = history["loss"][-100:]
     return TrainSummary(
         start_step=start_step,
@@ -678,6 +760,9 @@ def train_receiver(
         ema_path=ema_path,
         loss_curve_path=curve,
         losses=list(history["loss"]),
+        early_stopped=stopping.stopped,
+        best_step=stopping.best_step,
+        validation=[list(r) for r in stopping.history],
     )
 
 

@@ -57,3 +57,29 @@ def test_store_round_trip_and_no_duplicates(tmp_path):
         assert [r.point_id for r in records] == ["p1", "p0"]
         assert records[0].metrics == {"ber": 0.5, "bits": 10}
         assert store.finished_ids() == {"p0", "p1"}
+
+
+def test_point_ids_of_existing_scenarios_survive_new_scheme_sections():
+    """Ids computed by the code that first wrote stores (commit 55c067c): option sections of
+    schemes a scenario does not run, and absent optional sections, stay out of the id, so the
+    stores of runs made before those sections existed still resume."""
+    semantic = parse_scenario({"name": "t", "kind": "semantic",
+                               "schemes": ["gesco", "spic", "separation"],
+                               "sweep": {"snr_db": [0, 10]}})
+    assert [p.point_id for p in expand_points(semantic)] == ["d9149c194547277d",
+                                                            "9dbaf428e0cf41a4"]
+    ber = parse_scenario({"name": "t", "kind": "ber", "sweep": {"ebno_db": [0, 1]}})
+    assert [p.point_id for p in expand_points(ber)] == ["e9bf8fceb5c4c4b1", "6a4826dc1852eb0b"]
+
+
+def test_a_scheme_section_enters_the_id_when_its_scheme_runs():
+    from link.config import SCHEME_OPTION_SECTIONS
+
+    assert SCHEME_OPTION_SECTIONS, "no optional scheme sections registered"
+    section, users = next(iter(SCHEME_OPTION_SECTIONS.items()))
+    point = expand_points(parse_scenario({"name": "t", "kind": "semantic", "schemes": [users[0]],
+                                          "sweep": {"snr_db": [0]}}))[0]
+    assert section in point.resolved
+    other = expand_points(parse_scenario({"name": "t", "kind": "semantic", "schemes": ["spic"],
+                                          "sweep": {"snr_db": [0]}}))[0]
+    assert section not in other.resolved

@@ -16,7 +16,13 @@ from phy.specs import ChannelSpec, CodingSpec
 from semantic.data.synthetic import SyntheticStreetScenes
 from semantic.diffusion.receiver import DiffusionReceiver
 from semantic.diffusion.unet import SDMUNet, UNetConfig
+from semantic.jscc.model import JSCCCodec, JSCCConfig
+from semantic.jscc.refiner import DiffusionRefiner, refiner_unet_config
+from semantic.jscc.schemes import DeepJSCCScheme, DiffJSCCScheme
+from semantic.quant.model import QuantConfig
+from semantic.quant.scheme import quantize_gesco, synthetic_calibration_source
 from semantic.schemes.base import SourceBatch
+from semantic.schemes.diffgo import DiffgoConfig, DiffgoScheme
 from semantic.schemes.gesco import GescoConfig, GescoScheme
 from semantic.schemes.separation import SeparationConfig, SeparationScheme
 from semantic.schemes.spic import SpicConfig, SpicScheme
@@ -38,6 +44,18 @@ BUILDERS = {
                                                _receiver(20, False)),
     "spic": lambda: SpicScheme(SpicConfig(qp=36), _receiver(19, True)),
     "separation": lambda: SeparationScheme(SeparationConfig(qp=36)),
+    "diffgo": lambda: DiffgoScheme(DiffgoConfig(bank_size=4, candidates=4, goal="psnr"),
+                                   _receiver(20, False)),
+    "qgesco": lambda: quantize_gesco(GescoScheme(GescoConfig(), _receiver(20, False)),
+                                     QuantConfig("int8"), synthetic_calibration_source(SIZE, 2),
+                                     num_timesteps=2),
+    "deepjscc": lambda: DeepJSCCScheme(JSCCCodec(JSCCConfig(widths=(8, 8)))),
+    **{name: (lambda oracle=oracle: DiffJSCCScheme(
+        JSCCCodec(JSCCConfig(widths=(8, 8))),
+        DiffusionRefiner(DiffusionReceiver(SDMUNet(refiner_unet_config(8, tiny=True)), steps=2,
+                                           guidance_scale=1.0), residual_scale=4.0),
+        oracle_start=oracle))
+       for name, oracle in (("diffjscc", False), ("diffjscc_oracle_start", True))},
 }
 
 
