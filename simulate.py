@@ -195,14 +195,23 @@ def _print_summary(store_path: Path) -> None:
 
     with ResultsStore(store_path) as store:
         rows = metrics_rows(store)
+    # Runs through the link layer also show latency and deadline misses.
+    link = any(r.get("latency_p95_s") is not None for r in rows)
+    extra = f" {'p95 ms':>8} {'miss':>5}" if link else ""
     print(f"{'scheme':>10} {'SNR':>6} {'bpp':>7} {'cu/px':>7} {'BLER':>8} {'mIoU':>6} "
-          f"{'FID':>7} {'PSNR':>6} {'fail':>4}")
+          f"{'FID':>7} {'PSNR':>6} {'fail':>4}{extra}")
     for r in sorted(rows, key=lambda r: (r["scheme"], r["snr_db"])):
         bler = "" if r["bler"] is None else f"{r['bler']:.2e}"
         fid = "" if r["fid"] is None else f"{r['fid']:.1f}"
+        tail = ""
+        if link:
+            p95 = r.get("latency_p95_s")
+            miss = r.get("deadline_miss_rate")
+            tail = (f" {'' if p95 is None else f'{1e3 * p95:.1f}':>8}"
+                    f" {'' if miss is None else f'{miss:.2f}':>5}")
         print(f"{r['scheme']:>10} {r['snr_db']:>6g} {r['bpp']:>7.3f} "
               f"{r['channel_uses_per_pixel']:>7.3f} {bler:>8} {r['miou']:>6.3f} {fid:>7} "
-              f"{r['psnr']:>6.2f} {r['stream_failures']:>4}")
+              f"{r['psnr']:>6.2f} {r['stream_failures']:>4}{tail}")
 
 
 def _run_ber(scenario, points, run_dir: Path, device: str, manifest,
