@@ -373,6 +373,20 @@ def _train_jscc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _without_budget(argv: Sequence[str]) -> list[str]:
+    """The command line without ``--max-minutes X``: how long one call ran is not part of how
+    the model was trained (a model card records the command that reproduces it)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--max-minutes":
+            skip = True
+        elif not arg.startswith("--max-minutes="):
+            out.append(arg)
+    return out
+
+
 def _train_segmenter(args: argparse.Namespace) -> int:
     from semantic.segmenter import train_segmenter
 
@@ -383,8 +397,8 @@ def _train_segmenter(args: argparse.Namespace) -> int:
     result = train_segmenter(out_path=out, steps=args.steps or 3000, batch_size=args.batch_size,
                              size=tuple(args.size), seed=args.seed, resume=True, lr=args.lr,
                              class_weighting=args.class_weighting, model_config=model_config,
-                             checkpoint=args.checkpoint,
-                             command="python simulate.py " + " ".join(sys.argv[1:]))
+                             checkpoint=args.checkpoint, max_minutes=args.max_minutes,
+                             command="python simulate.py " + " ".join(_without_budget(sys.argv[1:])))
     print(result)
     return 0
 
@@ -418,6 +432,9 @@ def cmd_train(argv: Sequence[str]) -> int:
                      help="cross-entropy class weights (enet: 1/ln(1.02+p_c))")
     seg.add_argument("--full-res-channels", type=int, default=0,
                      help="width of the full-resolution branch (0: none)")
+    seg.add_argument("--max-minutes", type=float, default=None,
+                     help="stop after this long, write the snapshot's weights and card; rerun "
+                          "to resume (0: export the checkpoint as it is)")
     seg.add_argument("--checkpoint", default=None,
                      help="resumable checkpoint (default: <out stem>.ckpt.pt beside the weights)")
     for p in (rec, seg, jscc):

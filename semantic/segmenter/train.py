@@ -240,12 +240,15 @@ def _write_card(
     params: int,
     seconds_per_step: float,
     device: torch.device,
+    steps_done: int,
 ) -> None:
     iou = cm.per_class_iou().tolist()
     rows = "\n".join(
         f"| {i} | {name} | {'n/a' if math.isnan(v) else f'{v:.3f}'} |"
         for i, (name, v) in enumerate(zip(TRAIN_CLASS_NAMES, iou))
     )
+    status = "" if steps_done >= cfg.steps else " (an unfinished run's snapshot; resume to finish)"
+    speed = "n/a" if math.isnan(seconds_per_step) else f"{seconds_per_step:.2f}"
     text = f"""# Segmenter model card
 
 Compact encoder-decoder (`semantic.segmenter.Segmenter`) that scores mIoU of reconstructed
@@ -255,13 +258,13 @@ images in the semantic-link simulator. Trained from scratch (no pretrained weigh
 - Data: `SyntheticStreetScenes(size={tuple(cfg.size)}, seed={cfg.seed})`; train images = the
   first {cfg.train_pool_size} indices of the train split ({TRAIN_RANGE.start}..), validation =
   the first {cfg.val_images} indices of the val split ({VAL_RANGE.start}..).
-- Steps: {cfg.steps}, batch size {cfg.batch_size}, AdamW lr {cfg.lr} (warm-up {cfg.warmup_steps},
+- Steps: {steps_done} of {cfg.steps} planned{status}, batch size {cfg.batch_size}, AdamW lr {cfg.lr} (warm-up {cfg.warmup_steps},
   cosine), weight decay {cfg.weight_decay}; augmentation: scale {tuple(cfg.scale_range)} +
   crop, flip, colour jitter ±{cfg.jitter}; loss: cross-entropy (class weighting
   `{cfg.class_weighting}`), ignore index {IGNORE_INDEX}.
 - Architecture: `{model_cfg.to_dict()}`; parameters: {params:,}.
 - Device: {device.type} ({platform.machine()}, {torch.get_num_threads()} threads), torch
-  {torch.__version__}; {seconds_per_step:.2f} s per step.
+  {torch.__version__}; {speed} s per step (the last call).
 - Weights: `{weights_path.name}`, {weights_path.stat().st_size:,} bytes,
   sha256 `{sha256}`.
 
@@ -307,6 +310,7 @@ def train_segmenter(
     checkpoint: str | os.PathLike[str] | None = None,
     command: str | None = None,
     log: Callable[[str], None] = print,
+    max_minutes: float | None = None,
 ) -> TrainResult:
     """Train a :class:`Segmenter` on synthetic street scenes; write weights and a model card.
 
@@ -329,6 +333,10 @@ def train_segmenter(
         checkpoint: checkpoint file (default ``checkpoint_path(out_path)``, beside the weights).
         command: the command line recorded in the model card (default: this call).
         log: sink for progress lines.
+        max_minutes: wall-clock budget of this call (None: unlimited). When it is spent the
+            loop stops before the next step, checkpoints, evaluates and writes the weights and
+            card of the snapshot (the card says how many of the planned steps were done);
+            rerun with ``resume=True`` to continue. ``0`` exports the checkpoint as it is.
 
     Returns:
         TrainResult with the final validation metrics and the files written.
@@ -408,7 +416,11 @@ def train_segmenter(
 
     model.train()
     run_start, steps_run, loss_sum, loss_count = time.perf_counter(), 0, 0.0, 0
+    budget_s = None if max_minutes is None else 60.0 * max_minutes
     while step < cfg.steps:
+        if budget_s is not None and time.perf_counter() - run_start >= budget_s:
+            log(f"time budget of {max_minutes} min spent at step {step}/{cfg.steps}")
+            break
         positions = torch.randint(0, cfg.train_pool_size, (cfg.batch_size,), generator=gen)
         images, labels = train_pool.get(positions.numpy())
         x, y = _augment(images, labels, cfg, gen)
@@ -443,7 +455,7 @@ def train_segmenter(
             log(f"step {step}: val mIoU {cm.miou():.4f}, pixel accuracy {cm.pixel_accuracy():.4f}")
         if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
             save_checkpoint()
-    seconds_per_step = (time.perf_counter() - run_start) / max(steps_run, 1)
+    seconds_per_step = (time.perf_counter() - run_start) / steps_run if steps_run else math.nan
     if steps_run and not (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
         save_checkpoint()
 
@@ -476,6 +488,7 @@ def train_segmenter(
         params=params,
         seconds_per_step=seconds_per_step,
         device=device,
+        steps_done=step,
     )
     return TrainResult(
         weights_path=out_path,

@@ -146,6 +146,12 @@ def test_three_step_training_with_resume_reproduces_the_uninterrupted_run(tmp_pa
         _smoke(out, log=crash_at_step_two)
     ckpt = torch.load(checkpoint_path(out), weights_only=True)
     assert ckpt["step"] == 1 and not out.exists()
+    # A spent time budget exports the checkpoint as a snapshot without training further.
+    snapshot = _smoke(out, resume=True, max_minutes=0, log=lambda line: None)
+    assert snapshot.steps == 1 and out.exists()
+    assert "1 of 3 planned" in snapshot.card_path.read_text()
+    assert torch.load(checkpoint_path(out), weights_only=True)["step"] == 1
+    out.unlink()
     lines: list[str] = []
     resumed = _smoke(out, resume=True, log=lines.append)
     assert lines[0].startswith("resumed from") and "step 1" in lines[0]
