@@ -420,6 +420,9 @@ def _check_resume_config(saved: Mapping[str, Any], current: Mapping[str, Any]) -
     # started before they existed resumes (the saved values are what it was trained with).
     defaults = ReceiverTrainConfig().to_dict()
     saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
+    # Early UNet configs carried an informational ``notes`` string that changes no weight.
+    if isinstance(saved.get("unet"), Mapping) and "notes" in saved["unet"]:
+        saved["unet"] = {k: v for k, v in saved["unet"].items() if k != "notes"}
     differing = sorted(
         k
         for k in set(saved) | set(current)

@@ -171,6 +171,32 @@ def test_resume_rejects_a_different_run_definition(tmp_path):
         )  # fmt: skip
 
 
+def test_states_older_than_an_option_or_with_unet_notes_resume(tmp_path):
+    train_receiver(
+        small_config(num_steps=1), tmp_path, batch_fn=batch_fn, model=make_model(), progress=False
+    )
+    path = tmp_path / "train_state.pt"
+    saved = torch.load(path, weights_only=True)
+    assert small_config().grad_clip_norm == ReceiverTrainConfig().grad_clip_norm
+    assert small_config().ema_rate != ReceiverTrainConfig().ema_rate
+
+    # Written before ``grad_clip_norm`` existed (the run used its default), with UNet notes.
+    state = {**saved, "config": {k: v for k, v in saved["config"].items()
+                                 if k != "grad_clip_norm"}}
+    state["config"]["unet"] = {**state["config"].get("unet", {}), "notes": "informational"}
+    torch.save(state, path)
+    done = train_receiver(small_config(num_steps=2), tmp_path, batch_fn=batch_fn,
+                          model=make_model(), progress=False)
+    assert (done.start_step, done.step) == (1, 2)
+
+    # A missing option whose default differs from the run's value is a different run.
+    state = {**saved, "config": {k: v for k, v in saved["config"].items() if k != "ema_rate"}}
+    torch.save(state, path)
+    with pytest.raises(ValueError, match="ema_rate"):
+        train_receiver(small_config(num_steps=2), tmp_path, batch_fn=batch_fn,
+                       model=make_model(), progress=False)
+
+
 def _seen_maps(tmp_path, **overrides):
     model = make_model()
     config = small_config(num_steps=2, **overrides)
