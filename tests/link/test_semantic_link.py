@@ -21,10 +21,10 @@ from link.semantic_link import LINK_LAYER_COLUMNS, SemanticLinkLayer, with_compu
 from phy.link import PhyLink
 from phy.specs import ChannelSpec, CodingSpec
 from semantic.codecs.payload import Payload, Stream
-from semantic.data.synthetic import SyntheticStreetScenes
 from semantic.schemes.base import SourceBatch, Transmission
 from semantic.schemes.gesco import GescoConfig, GescoScheme
 from semantic.schemes.separation import SeparationConfig, SeparationScheme
+from tests.semantic_fixtures import ldpc_16qam_awgn_link, two_scenes
 
 SIZE = (32, 64)
 HARQ_OFF = {"harq": {"max_transmissions": 1}}
@@ -36,14 +36,12 @@ def _cfg(**sections) -> LinkLayerConfig:
 
 @pytest.fixture(scope="module")
 def source() -> SourceBatch:
-    b = SyntheticStreetScenes(size=SIZE, seed=0).batch([1_000_000, 1_000_001])
-    return SourceBatch(b.images, b.labels, b.instances, np.asarray(b.indices))
+    return two_scenes(SIZE)
 
 
 @pytest.fixture(scope="module")
 def link() -> PhyLink:
-    return PhyLink("16qam", CodingSpec(type="ldpc5g", k=1024, n=2048, crc="CRC24A"),
-                   ChannelSpec(type="awgn"))
+    return ldpc_16qam_awgn_link()
 
 
 @pytest.fixture(scope="module")

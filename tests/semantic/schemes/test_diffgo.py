@@ -14,12 +14,11 @@ from link.channel_io import deliver
 from link.config import ConfigError, parse_scenario
 from link.transport import DeliveredStream
 from phy.link import PhyLink
-from phy.specs import ChannelSpec, CodingSpec
-from semantic.data.synthetic import SyntheticStreetScenes
 from semantic.diffusion.receiver import DiffusionReceiver
 from semantic.diffusion.unet import SDMUNet, UNetConfig
 from semantic.schemes.base import Delivered, SourceBatch
 from semantic.schemes.diffgo import DiffgoConfig, DiffgoScheme, build_diffgo, per_image_psnr
+from tests.semantic_fixtures import ldpc_16qam_awgn_link, two_scenes
 
 SIZE = (32, 64)
 
@@ -40,14 +39,12 @@ def _segment(images: np.ndarray) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def source() -> SourceBatch:
-    b = SyntheticStreetScenes(size=SIZE, seed=0).batch([1_000_000, 1_000_001])
-    return SourceBatch(b.images, b.labels, b.instances, np.asarray(b.indices))
+    return two_scenes(SIZE)
 
 
 @pytest.fixture(scope="module")
 def link() -> PhyLink:
-    return PhyLink("16qam", CodingSpec(type="ldpc5g", k=1024, n=2048, crc="CRC24A"),
-                   ChannelSpec(type="awgn"))
+    return ldpc_16qam_awgn_link()
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,6 @@ import torch
 
 from link.channel_io import deliver
 from phy.link import PhyLink
-from phy.specs import ChannelSpec, CodingSpec
-from semantic.data.synthetic import SyntheticStreetScenes
 from semantic.diffusion.receiver import DiffusionReceiver
 from semantic.diffusion.unet import SDMUNet, UNetConfig
 from semantic.jscc.model import JSCCCodec, JSCCConfig
@@ -26,6 +24,7 @@ from semantic.schemes.diffgo import DiffgoConfig, DiffgoScheme
 from semantic.schemes.gesco import GescoConfig, GescoScheme
 from semantic.schemes.separation import SeparationConfig, SeparationScheme
 from semantic.schemes.spic import SpicConfig, SpicScheme
+from tests.semantic_fixtures import ldpc_16qam_awgn_link, two_scenes
 
 SIZE = (32, 64)
 
@@ -61,14 +60,12 @@ BUILDERS = {
 
 @pytest.fixture(scope="module")
 def source() -> SourceBatch:
-    b = SyntheticStreetScenes(size=SIZE, seed=0).batch([1_000_000, 1_000_001])
-    return SourceBatch(b.images, b.labels, b.instances, np.asarray(b.indices))
+    return two_scenes(SIZE)
 
 
 @pytest.fixture(scope="module")
 def link() -> PhyLink:
-    return PhyLink("16qam", CodingSpec(type="ldpc5g", k=1024, n=2048, crc="CRC24A"),
-                   ChannelSpec(type="awgn"))
+    return ldpc_16qam_awgn_link()
 
 
 @pytest.fixture(params=sorted(BUILDERS))
