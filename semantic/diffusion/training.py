@@ -415,11 +415,20 @@ def _lr_at(config: ReceiverTrainConfig, step: int) -> float:
     return config.learning_rate * min(1.0, (step + 1) / config.lr_warmup_steps)
 
 
-def _check_resume_config(saved: Mapping[str, Any], current: Mapping[str, Any]) -> None:
-    # Options added to the trainer after a state was written take their defaults, so a run
-    # started before they existed resumes (the saved values are what it was trained with).
-    defaults = ReceiverTrainConfig().to_dict()
-    saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
+def check_resume_config(saved: Mapping[str, Any], current: Mapping[str, Any],
+                        defaults: Mapping[str, Any] | None = None) -> None:
+    """Refuse to resume a run whose definition changed (only ``RUN_CONTROL_FIELDS`` may).
+
+    Args:
+        saved: the config dict stored in the training state.
+        current: the config dict of this call.
+        defaults: the config class's default dict. Options added to a trainer after a state
+            was written are missing from ``saved`` and take these defaults, so such a run
+            resumes (the defaults are what it was trained with).
+    Raises:
+        ValueError: naming the differing keys.
+    """
+    saved = {**{k: v for k, v in (defaults or {}).items() if k not in saved}, **saved}
     # Early UNet configs carried an informational ``notes`` string that changes no weight.
     if isinstance(saved.get("unet"), Mapping) and "notes" in saved["unet"]:
         saved["unet"] = {k: v for k, v in saved["unet"].items() if k != "notes"}
@@ -569,7 +578,7 @@ def train_receiver(
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         if state.get("format") != TRAIN_STATE_FORMAT:
             raise ValueError(f"{state_path} is not a receiver training state")
-        _check_resume_config(state["config"], config_dict)
+        check_resume_config(state["config"], config_dict, ReceiverTrainConfig().to_dict())
         net.load_state_dict(state["model"])
         ema = {k: v.float() for k, v in state["ema"].items()}
         optimizer.load_state_dict(state["optimizer"])

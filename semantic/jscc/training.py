@@ -36,10 +36,10 @@ import numpy as np
 import torch
 
 from semantic.diffusion.training import (
-    RUN_CONTROL_FIELDS,
     _atomic_save,
     _resolve_device,
     _write_loss_files,
+    check_resume_config,
 )
 from semantic.jscc.channel import TRAIN_CHANNELS, draw_conditions, train_channel
 from semantic.jscc.model import JSCCCodec, JSCCConfig, codec_checkpoint
@@ -112,15 +112,6 @@ class JSCCTrainConfig:
         if unknown:
             raise ValueError(f"unknown jscc training keys {unknown}; valid: {known}")
         return cls(**dict(data))
-
-
-def _check_resume_config(saved: Mapping[str, Any], current: Mapping[str, Any]) -> None:
-    """The receiver trainer's rule: only its run-control fields may change on resume."""
-    differing = sorted(k for k in set(saved) | set(current)
-                       if k not in RUN_CONTROL_FIELDS and saved.get(k) != current.get(k))
-    if differing:
-        raise ValueError(f"cannot resume: config differs from the checkpoint in {differing} "
-                         f"(only {sorted(RUN_CONTROL_FIELDS)} may change); use a new out_dir")
 
 
 class ScenePool:
@@ -211,7 +202,7 @@ def train_codec(config: JSCCTrainConfig, out_dir: str | os.PathLike, *, resume: 
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"{state_path} is not a JSCC training state")
-        _check_resume_config(state["config"], config_dict)
+        check_resume_config(state["config"], config_dict, JSCCTrainConfig().to_dict())
         codec.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator_state"])
