@@ -394,7 +394,7 @@ def _train_segmenter(args: argparse.Namespace) -> int:
     from semantic.segmenter import SegmenterConfig
 
     model_config = SegmenterConfig(full_res_channels=args.full_res_channels)
-    result = train_segmenter(out_path=out, steps=args.steps or 3000, batch_size=args.batch_size,
+    result = train_segmenter(out_path=out, steps=args.steps or 1600, batch_size=args.batch_size,
                              size=tuple(args.size), seed=args.seed, resume=True, lr=args.lr,
                              class_weighting=args.class_weighting, model_config=model_config,
                              checkpoint=args.checkpoint, max_minutes=args.max_minutes,
@@ -423,14 +423,15 @@ def cmd_train(argv: Sequence[str]) -> int:
     jscc.add_argument("--quiet", action="store_true")
     seg = sub.add_parser("segmenter", help="the mIoU segmenter on synthetic street scenes")
     seg.add_argument("--out", default=None, help="weights file (default semantic/weights/)")
-    seg.add_argument("--steps", type=int, default=None)
+    seg.add_argument("--steps", type=int, default=None,
+                     help="total optimiser steps (default 1600; the defaults are the shipped model's)")
     seg.add_argument("--batch-size", type=int, default=16)
     seg.add_argument("--size", type=int, nargs=2, default=(128, 256), metavar=("H", "W"))
     seg.add_argument("--seed", type=int, default=0)
     seg.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (AdamW)")
-    seg.add_argument("--class-weighting", choices=("none", "enet"), default="none",
+    seg.add_argument("--class-weighting", choices=("none", "enet"), default="enet",
                      help="cross-entropy class weights (enet: 1/ln(1.02+p_c))")
-    seg.add_argument("--full-res-channels", type=int, default=0,
+    seg.add_argument("--full-res-channels", type=int, default=16,
                      help="width of the full-resolution branch (0: none)")
     seg.add_argument("--max-minutes", type=float, default=None,
                      help="stop after this long, write the snapshot's weights and card; rerun "
