@@ -47,6 +47,16 @@ CODEC_FORMAT = "semlink-jscc-codec/1"
 SNR_PLANE_RANGE_DB = (-20.0, 50.0)
 
 
+def dataclass_from_dict(cls: type, data: Mapping[str, Any], what: str) -> Any:
+    """``cls(**data)`` for a config dataclass; unknown keys raise a ``ValueError`` naming
+    ``what`` and listing the valid keys."""
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {what} keys {unknown}; valid: {known}")
+    return cls(**dict(data))
+
+
 @dataclass(frozen=True)
 class JSCCConfig:
     """Structure of a ``JSCCCodec`` (stored in every checkpoint as a plain dict).
@@ -109,11 +119,7 @@ class JSCCConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> JSCCConfig:
-        known = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ValueError(f"unknown JSCCConfig keys {unknown}; valid: {known}")
-        return cls(**dict(data))
+        return dataclass_from_dict(cls, data, "JSCCConfig")
 
 
 class GDN(nn.Module):

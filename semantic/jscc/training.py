@@ -42,7 +42,7 @@ from semantic.diffusion.training import (
     check_resume_config,
 )
 from semantic.jscc.channel import TRAIN_CHANNELS, draw_conditions, train_channel
-from semantic.jscc.model import JSCCCodec, JSCCConfig, codec_checkpoint
+from semantic.jscc.model import JSCCCodec, JSCCConfig, codec_checkpoint, dataclass_from_dict
 
 STATE_FORMAT = "semlink-jscc-train-state/1"
 DATA_KEYS = frozenset({"source", "size", "seed", "pool_size", "hflip"})
@@ -107,11 +107,7 @@ class JSCCTrainConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> JSCCTrainConfig:
-        known = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ValueError(f"unknown jscc training keys {unknown}; valid: {known}")
-        return cls(**dict(data))
+        return dataclass_from_dict(cls, data, "jscc training")
 
 
 class ScenePool:
