@@ -77,19 +77,26 @@ def _table(results: dict[str, list[dict[str, float]]]) -> list[str]:
     return lines
 
 
+def _export_half(source: Path, fmt: str, out_path: Path) -> dict:
+    """Load a training export of format ``fmt``, write it to ``out_path`` with float16
+    weights, and return the loaded (full-precision) dict."""
+    data = torch.load(source, map_location="cpu", weights_only=True)
+    if data.get("format") != fmt:
+        raise ValueError(f"{source.parent}: no {source.name}")
+    payload = {**data, "state_dict": {k: v.half() if v.is_floating_point() else v
+                                      for k, v in data["state_dict"].items()}}
+    _save(payload, out_path)
+    return data
+
+
 def export_codec(run_dir: str | os.PathLike, out_path: str | os.PathLike, config_path: str,
                  num_images: int = 32) -> Path:
     """Write the float16 codec and its card (PSNR vs SNR measured on the written file)."""
     from semantic.jscc.model import CODEC_FORMAT, load_codec
     from semantic.jscc.schemes import DeepJSCCScheme
 
-    data = torch.load(Path(run_dir) / "codec.pt", map_location="cpu", weights_only=True)
-    if data.get("format") != CODEC_FORMAT:
-        raise ValueError(f"{run_dir}: no codec.pt")
     out_path = Path(out_path)
-    payload = {**data, "state_dict": {k: v.half() if v.is_floating_point() else v
-                                      for k, v in data["state_dict"].items()}}
-    _save(payload, out_path)
+    data = _export_half(Path(run_dir) / "codec.pt", CODEC_FORMAT, out_path)
     codec = load_codec(out_path)
     train = data.get("train_config", {})
     size = tuple(train.get("data", {}).get("size", (64, 128)))
@@ -145,13 +152,8 @@ def export_refiner(run_dir: str | os.PathLike, out_path: str | os.PathLike, conf
     from semantic.jscc.refiner import load_refiner
     from semantic.jscc.schemes import DeepJSCCScheme, DiffJSCCScheme
 
-    data = torch.load(Path(run_dir) / "receiver_ema.pt", map_location="cpu", weights_only=True)
-    if data.get("format") != EMA_EXPORT_FORMAT:
-        raise ValueError(f"{run_dir}: no receiver_ema.pt")
     out_path = Path(out_path)
-    payload = {**data, "state_dict": {k: v.half() if v.is_floating_point() else v
-                                      for k, v in data["state_dict"].items()}}
-    _save(payload, out_path)
+    data = _export_half(Path(run_dir) / "receiver_ema.pt", EMA_EXPORT_FORMAT, out_path)
     train = data["train_config"]
     info = train["data"]
     if info.get("codec_sha256") != sha256_of(codec_path):
