@@ -9,6 +9,7 @@ Usage:
   python simulate.py data preview --source synthetic --n 16 --out DIR
   python simulate.py fid PATH_A PATH_B [--json]
   python simulate.py train segmenter|receiver|jscc ...
+  python simulate.py eval receiver WEIGHTS [--n 100] [--steps 20] [--guidance 1.5] [--json]
 
 Exit codes: 0 success; 2 invalid configuration or input (one line on stderr naming the file,
 the dotted key and the reason); 1 runtime failure (traceback only with --debug).
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from link.errors import ConfigError
 
-SUBCOMMANDS = ("report", "data", "fid", "train")
+SUBCOMMANDS = ("report", "data", "fid", "train", "eval")
 
 
 def _catalogue() -> str:
@@ -53,6 +54,7 @@ def _catalogue() -> str:
         "  data preview --source synthetic --n 16 --out DIR\n"
         "  fid PATH_A PATH_B [--json]          FID/KID between two image folders\n"
         "  train segmenter|receiver|jscc ...   train the shipped models\n"
+        "  eval receiver WEIGHTS [--json]      a receiver's mIoU ratio, FID/KID on val scenes\n"
         "\nexamples:\n"
         "  python simulate.py scenarios/ber_uncoded_awgn.yaml\n"
         "  python simulate.py scenarios/ber_ldpc_awgn.yaml --set sweep.ebno_db=[1,2,3] "
@@ -482,8 +484,54 @@ def cmd_fid(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_eval(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="simulate.py eval",
+        description="Score a trained model on held-out synthetic val scenes.")
+    sub = parser.add_subparsers(dest="what", required=True)
+    rec = sub.add_parser("receiver", help="a diffusion receiver from a noiseless condition: "
+                         "mIoU ratio to the originals, FID/KID, PSNR/SSIM (and the bicubic "
+                         "baseline for map+coarse receivers)")
+    rec.add_argument("weights", help="receiver file (semantic/weights/receiver_*.pt)")
+    rec.add_argument("--n", type=int, default=100, help="val scenes (the first n)")
+    rec.add_argument("--steps", type=int, default=20)
+    rec.add_argument("--sampler", choices=("ddim", "ddpm", "dpmpp2m"), default="ddim")
+    rec.add_argument("--guidance", type=float, default=1.5, help="classifier-free scale s")
+    rec.add_argument("--seed", type=int, default=0)
+    rec.add_argument("--batch-size", type=int, default=16)
+    rec.add_argument("--segmenter", default="semantic/weights/segmenter.pt")
+    rec.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    rec.add_argument("--grid", default=None, help="write a sample grid PNG here")
+    rec.add_argument("--json", action="store_true", help="print one JSON object")
+    rec.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    import json
+
+    from semantic.diffusion.evaluate import EvalConfig, evaluate_receiver, format_report
+
+    for key, path in (("weights", args.weights), ("--segmenter", args.segmenter)):
+        if not Path(path).is_file():
+            raise ConfigError("file not found", key=key, source=path)
+    try:
+        config = EvalConfig(n=args.n, steps=args.steps, sampler=args.sampler,
+                            guidance_scale=args.guidance, seed=args.seed,
+                            batch_size=args.batch_size, segmenter=args.segmenter,
+                            device=args.device)
+    except ValueError as exc:
+        raise ConfigError(str(exc), key="eval receiver") from None
+    try:
+        result = evaluate_receiver(args.weights, config, grid_path=args.grid)
+    except (ValueError, KeyError, RuntimeError) as exc:
+        if args.debug:
+            raise
+        message = " ".join(str(exc).removeprefix(f"{args.weights}: ").split())[:200]
+        raise ConfigError(message, key="eval receiver", source=args.weights) from None
+    print(json.dumps(result.to_dict()) if args.json else format_report(result))
+    return 0
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
-    "fid": cmd_fid,
+    "fid": cmd_fid, "eval": cmd_eval,
     "report": cmd_report, "data": cmd_data, "train": cmd_train}
 
 

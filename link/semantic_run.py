@@ -84,36 +84,13 @@ def load_source(scenario: Scenario):
 
 
 def make_segment_fn(scenario: Scenario, device: str) -> Callable[[np.ndarray], torch.Tensor]:
-    """Labels [B, H, W] of uint8 images [B, H, W, 3] by the scoring segmenter.
-
-    Images smaller than the segmenter's training size are upsampled (bilinear) before it and
-    its logits resized back, so the score is taken at the images' own resolution.
-    """
-    import torch.nn.functional as F
-
-    from semantic.segmenter import load_segmenter
+    """Labels [B, H, W] of uint8 images [B, H, W, 3] by the scoring segmenter
+    (``semantic.segmenter.make_scorer``: scored at the images' own resolution)."""
+    from semantic.segmenter import make_scorer
 
     path = _file(scenario.metrics.segmenter, "metrics.segmenter",
                  "train it with: python simulate.py train segmenter")
-    model = load_segmenter(path, device)
-    train_hw = getattr(getattr(model, "config", None), "train_size", None) or (128, 256)
-
-    @torch.inference_mode()
-    def segment(images: np.ndarray) -> torch.Tensor:
-        out = []
-        for start in range(0, len(images), 16):
-            x = torch.from_numpy(images[start:start + 16]).permute(0, 3, 1, 2).float() / 255.0
-            hw = x.shape[-2:]
-            if tuple(hw) != tuple(train_hw):
-                x = F.interpolate(x, size=tuple(train_hw), mode="bilinear", align_corners=False)
-            logits = model(x.to(device)).float()
-            if logits.shape[-2:] != hw:
-                logits = F.interpolate(logits, size=tuple(hw), mode="bilinear",
-                                       align_corners=False)
-            out.append(logits.argmax(1).cpu())
-        return torch.cat(out)
-
-    return segment
+    return make_scorer(path, device)
 
 
 def build_scheme(name: str, scenario: Scenario, device: str, source,

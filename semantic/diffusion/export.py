@@ -52,8 +52,15 @@ def export_receiver(run_dir: str | os.PathLike, out_path: str | os.PathLike, con
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out_path.parent, suffix=".tmp")
     os.close(fd)
-    torch.save(payload, tmp)
+    # Through a file object: torch.save(path) names the archive's folder after the (random)
+    # temporary file, so the same EMA would give different bytes and a different sha256.
+    with open(tmp, "wb") as fh:
+        torch.save(payload, fh)
     os.replace(tmp, out_path)
+    digest = sha256_of(out_path)
+    if metrics and metrics.get("sha256") not in (None, digest):
+        raise ValueError(f"the metrics were measured on a file with sha256 {metrics['sha256']}, "
+                         f"not on this export ({digest}): re-measure the shipped file")
     cfg = UNetConfig.from_dict(unet_config)
     train = data.get("train_config", {})
     size = tuple(train.get("data", {}).get("size", (64, 128)))
@@ -82,11 +89,90 @@ def export_receiver(run_dir: str | os.PathLike, out_path: str | os.PathLike, con
         f"| MACs per image | {macs_full.total / 1e9:.2f} G full forward, "
         f"{macs_cached.total / 1e9:.2f} G per sampling step with the SPADE cache |",
         f"| file size | {out_path.stat().st_size:,} bytes |",
-        f"| sha256 | `{sha256_of(out_path)}` |",
+        f"| sha256 | `{digest}` |",
     ]
-    if metrics:
+    if metrics and "regenerated" in metrics:
+        lines += ["", *quality_table(metrics)]
+    elif metrics:
         lines += ["", "## Measured", "", "```", json.dumps(metrics, indent=2), "```"]
     out_path.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    return out_path
+
+
+def quality_table(result: dict[str, Any]) -> list[str]:
+    """Markdown lines of a card's quality section from ``eval receiver --json`` output."""
+    c = result["config"]
+    rows = [("regenerated", result["regenerated"])]
+    if result.get("bicubic"):
+        rows.append(("bicubic-upsampled coarse image (baseline)", result["bicubic"]))
+    lines = [
+        "## Quality (measured on this file)",
+        "",
+        f"`python simulate.py eval receiver {result['weights']} --n {c['n']} --steps {c['steps']}"
+        f" --guidance {c['guidance_scale']} --seed {c['seed']} --json`: the first {c['n']} "
+        f"synthetic val scenes, noiseless condition, {c['sampler']}-{c['steps']}, guidance "
+        f"{c['guidance_scale']}; mIoU by `{c['segmenter']}`; originals' mIoU "
+        f"{result['miou_original']:.3f}. Bar: ratio >= 0.85"
+        + ("; FID below the bicubic baseline." if result.get("bicubic") else "."),
+        "",
+        "| images | mIoU (95% CI) | ratio to originals (95% CI) | FID | KID | PSNR dB | SSIM |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in rows:
+        lines.append(
+            f"| {name} | {r['miou']:.3f} ({r['miou_ci_low']:.3f}-{r['miou_ci_high']:.3f}) | "
+            f"{r['ratio']:.2f} ({r['ratio_ci_low']:.2f}-{r['ratio_ci_high']:.2f}) | "
+            f"{r['fid']:.1f} | {r['kid']:.4f} | {r['psnr']:.2f} | {r['ssim']:.3f} |")
+    if result.get("fid_warning"):
+        lines += ["", f"FID caveat: {result['fid_warning']}."]
+    return lines
+
+
+COMPACT_EMA_DTYPE = torch.float16
+COMPACT_MOMENT_DTYPE = torch.bfloat16
+
+
+def compact_train_state(state_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:
+    """A resumable training state small enough to commit (about 0.6x the full state).
+
+    The online weights stay float32 (training continues from exactly them); the EMA is stored
+    in float16 (what the shipped receiver is anyway) and AdamW's moments in bfloat16 (float32's
+    range, so tiny second moments survive). ``train_receiver`` resumes from the result as from
+    any state: the EMA is cast back to float32 and ``Optimizer.load_state_dict`` casts the
+    moments to the parameters' dtype. The only difference from an uninterrupted run is that
+    one rounding of the EMA and of the moments (relative 2^-11 and 2^-8).
+
+    Args:
+        state_path: a full ``train_state.pt``.
+        out_path: where to write the compact state (atomically).
+    Returns:
+        ``out_path``.
+    """
+    from semantic.diffusion.training import TRAIN_STATE_FORMAT
+
+    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != TRAIN_STATE_FORMAT:
+        raise ValueError(f"{state_path}: not a receiver training state")
+
+    def cast(value: Any, dtype: torch.dtype) -> Any:
+        return value.to(dtype) if torch.is_tensor(value) and value.is_floating_point() else value
+
+    optimizer = dict(state["optimizer"])
+    optimizer["state"] = {
+        index: {key: value if key == "step" else cast(value, COMPACT_MOMENT_DTYPE)
+                for key, value in per_param.items()}
+        for index, per_param in optimizer["state"].items()
+    }
+    compact = {**state, "ema": {k: cast(v, COMPACT_EMA_DTYPE) for k, v in state["ema"].items()},
+               "optimizer": optimizer,
+               "compact": {"ema": str(COMPACT_EMA_DTYPE), "moments": str(COMPACT_MOMENT_DTYPE)}}
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out_path.parent, suffix=".tmp")
+    os.close(fd)
+    with open(tmp, "wb") as fh:
+        torch.save(compact, fh)
+    os.replace(tmp, out_path)
     return out_path
 
 
@@ -95,10 +181,17 @@ def main() -> None:
     parser.add_argument("run_dir")
     parser.add_argument("out")
     parser.add_argument("--config", required=True)
-    parser.add_argument("--metrics", default=None, help="JSON file with measured metrics")
+    parser.add_argument("--metrics", default=None,
+                        help="JSON of `simulate.py eval receiver OUT --json` measured on the "
+                             "shipped file (rendered as the card's quality table)")
+    parser.add_argument("--state", default=None,
+                        help="also write a compact resumable training state here "
+                             "(checkpoints/<name>.compact_state.pt)")
     args = parser.parse_args()
     metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else None
     print(export_receiver(args.run_dir, args.out, args.config, metrics))
+    if args.state:
+        print(compact_train_state(Path(args.run_dir) / "train_state.pt", args.state))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ __all__ = [
     "binomial_ci",
     "bootstrap_mean_ci",
     "bootstrap_miou_ci",
+    "bootstrap_miou_ratio_ci",
     "resample_counts",
 ]
 
@@ -157,20 +158,59 @@ def bootstrap_miou_ci(
         empty union in a resample are left out of that resample's mean, as in ``miou``).
     """
     _check(confidence, n_resamples)
+    conf = _check_confusions(confusions)
+    counts = resample_counts(conf.shape[0], n_resamples, generator)
+    stats = _resampled_miou(conf, counts)
+    estimate = float(miou_from_confusion(conf.sum(0)))
+    return _percentile_interval(estimate, stats.numpy(), confidence, conf.shape[0])
+
+
+def bootstrap_miou_ratio_ci(
+    confusions: torch.Tensor,
+    reference: torch.Tensor,
+    *,
+    generator: torch.Generator | int = 0,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+) -> BootstrapInterval:
+    """Paired percentile-bootstrap interval of ``mIoU(confusions) / mIoU(reference)``.
+
+    Both sets score the same N images (e.g. regenerated and original images against the same
+    maps); each resample draws the same images for numerator and denominator, so the interval
+    reflects the ratio's own spread, not the two mIoUs' independent spreads.
+
+    Args:
+        confusions, reference: int [N, C, C] per-image confusion matrices, same N and C.
+        generator, n_resamples, confidence: as :func:`bootstrap_miou_ci`.
+
+    Returns:
+        BootstrapInterval with ``estimate`` = ratio of the summed matrices' mIoUs.
+    """
+    _check(confidence, n_resamples)
+    num, den = _check_confusions(confusions), _check_confusions(reference)
+    if num.shape != den.shape:
+        raise ValueError(f"paired sets differ in shape: {tuple(num.shape)} vs {tuple(den.shape)}")
+    counts = resample_counts(num.shape[0], n_resamples, generator)
+    stats = _resampled_miou(num, counts) / _resampled_miou(den, counts)
+    estimate = float(miou_from_confusion(num.sum(0)) / miou_from_confusion(den.sum(0)))
+    return _percentile_interval(estimate, stats.numpy(), confidence, num.shape[0])
+
+
+def _check_confusions(confusions: torch.Tensor) -> torch.Tensor:
     if confusions.ndim != 3 or confusions.shape[1] != confusions.shape[2]:
         raise ValueError(f"expected [N, C, C] confusion matrices, got {tuple(confusions.shape)}")
-    n_items = confusions.shape[0]
-    if n_items == 0:
+    if confusions.shape[0] == 0:
         raise ValueError("no images to bootstrap")
-    conf = confusions.to(torch.float64).cpu()
-    # Only TP, target totals and prediction totals enter the IoU; pool those per resample.
+    return confusions.to(torch.float64).cpu()
+
+
+def _resampled_miou(conf: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """float64 [R]: mIoU of each resample (``counts`` [R, N]) of per-image matrices [N, C, C].
+
+    Only TP, target totals and prediction totals enter the IoU, so those are pooled per
+    resample; classes with an empty union in a resample are left out of its mean."""
     tp = torch.diagonal(conf, dim1=1, dim2=2)
-    target_total = conf.sum(2)
-    pred_total = conf.sum(1)
-    counts = resample_counts(n_items, n_resamples, generator)
-    tp_r, target_r, pred_r = counts @ tp, counts @ target_total, counts @ pred_total
+    tp_r, target_r, pred_r = counts @ tp, counts @ conf.sum(2), counts @ conf.sum(1)
     union_r = target_r + pred_r - tp_r
     iou_r = torch.where(union_r > 0, tp_r / union_r.clamp_min(1), torch.nan)
-    stats = torch.nanmean(iou_r, dim=1)
-    estimate = float(miou_from_confusion(conf.sum(0)))
-    return _percentile_interval(estimate, stats.numpy(), confidence, n_items)
+    return torch.nanmean(iou_r, dim=1)

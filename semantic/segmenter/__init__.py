@@ -11,6 +11,7 @@ from semantic.segmenter.io import (
     TorchScriptSegmenter,
     is_torchscript_archive,
     load_segmenter,
+    make_scorer,
     predict_labels,
     save_weights,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "checkpoint_path",
     "is_torchscript_archive",
     "load_segmenter",
+    "make_scorer",
     "predict_labels",
     "save_weights",
     "train_segmenter",

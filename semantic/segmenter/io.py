@@ -24,10 +24,11 @@ from __future__ import annotations
 import os
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -174,3 +175,45 @@ def predict_labels(model: nn.Module, images: torch.Tensor, batch_size: int = 16)
     if not out:
         return torch.zeros(0, *images.shape[1:3], dtype=torch.int64)
     return torch.cat(out)
+
+
+def make_scorer(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu", batch_size: int = 16
+) -> Callable[[np.ndarray], torch.Tensor]:
+    """The mIoU scorer: ``scorer(images) -> labels``, the one every measured mIoU goes through.
+
+    Images whose size differs from the segmenter's training size (``config.train_size``;
+    128x256 for the shipped one and for TorchScript models) are upsampled bilinearly to it,
+    and the logits are resized back, so the score is taken at the images' own resolution.
+
+    Args:
+        path: segmenter weights or TorchScript archive (see :func:`load_segmenter`).
+        device: where the segmenter runs.
+        batch_size: images per forward pass.
+
+    Returns:
+        ``scorer(images: uint8 [B, H, W, 3]) -> int64 [B, H, W]`` (CPU).
+    """
+    import torch.nn.functional as F
+
+    model = load_segmenter(path, device)
+    train_hw = tuple(getattr(getattr(model, "config", None), "train_size", None) or (128, 256))
+
+    @torch.inference_mode()
+    def scorer(images: np.ndarray) -> torch.Tensor:
+        out = []
+        for start in range(0, len(images), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size]))
+            x = x.permute(0, 3, 1, 2).float() / 255.0
+            hw = tuple(x.shape[-2:])
+            if hw != train_hw:
+                x = F.interpolate(x, size=train_hw, mode="bilinear", align_corners=False)
+            logits = model(x.to(device)).float()
+            if tuple(logits.shape[-2:]) != hw:
+                logits = F.interpolate(logits, size=hw, mode="bilinear", align_corners=False)
+            out.append(logits.argmax(1).cpu())
+        if not out:
+            return torch.zeros(0, *images.shape[1:3], dtype=torch.int64)
+        return torch.cat(out)
+
+    return scorer

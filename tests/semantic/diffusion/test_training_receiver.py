@@ -316,3 +316,59 @@ def test_trainer_builds_the_sdm_unet_from_the_config(tmp_path):
     with torch.no_grad():
         out = model(torch.zeros(2, 3, SIZE, SIZE), torch.tensor([10, 900]), y)
     assert out.shape == (2, 6, SIZE, SIZE)
+
+
+def test_cpu_bf16_autocast_keeps_fp32_state_and_may_change_on_resume(tmp_path):
+    seen_dtypes = []
+
+    class Probe(StandIn):
+        def forward(self, x, t, y, low_res=None):
+            out = super().forward(x, t, y, low_res)
+            seen_dtypes.append(out.dtype)
+            return out
+
+    def probe():
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return Probe()
+
+    first = train_receiver(small_config(num_steps=2, precision="bf16"), tmp_path,
+                           batch_fn=batch_fn, model=probe(), progress=False)
+    assert first.completed and seen_dtypes == [torch.bfloat16] * 2
+    state = torch.load(first.train_state_path, weights_only=True)
+    assert all(v.dtype == torch.float32 for v in state["model"].values())
+    assert all(v.dtype == torch.float32 for v in state["ema"].values())
+    assert all(s["exp_avg"].dtype == torch.float32 for s in state["optimizer"]["state"].values())
+    seen_dtypes.clear()
+    resumed = train_receiver(small_config(num_steps=4, precision="fp32"), tmp_path,
+                             batch_fn=batch_fn, model=probe(), progress=False)
+    assert (resumed.start_step, resumed.step) == (2, 4)
+    assert seen_dtypes == [torch.float32] * 2
+
+
+def test_compact_state_is_smaller_and_resumes(tmp_path):
+    from semantic.diffusion.export import compact_train_state
+
+    straight_model = make_model()
+    train_receiver(small_config(num_steps=5), tmp_path / "b", batch_fn=batch_fn,
+                   model=straight_model, progress=False)
+    train_receiver(small_config(num_steps=3), tmp_path / "a", batch_fn=batch_fn,
+                   model=make_model(), progress=False)
+    full = tmp_path / "a" / "train_state.pt"
+    compact = compact_train_state(full, tmp_path / "c" / "train_state.pt")
+    state = torch.load(compact, weights_only=True)
+    assert all(v.dtype == torch.float16 for v in state["ema"].values() if v.is_floating_point())
+    slots = list(state["optimizer"]["state"].values())
+    assert all(s["exp_avg"].dtype == s["exp_avg_sq"].dtype == torch.bfloat16 for s in slots)
+    assert all(v.dtype == torch.float32 for v in state["model"].values())
+    resumed_model = make_model()
+    resumed = train_receiver(small_config(), tmp_path / "c", batch_fn=batch_fn,
+                             model=resumed_model, progress=False)
+    assert (resumed.start_step, resumed.step) == (3, 5)
+    # The same batches and draws as the uninterrupted run; only one rounding of the moments.
+    straight = torch.load(tmp_path / "b" / "train_state.pt", weights_only=True)
+    assert resumed.losses[:3] == straight["history"]["loss"][:3]
+    for key, value in straight_model.state_dict().items():
+        torch.testing.assert_close(resumed_model.state_dict()[key], value, rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match="not a receiver training state"):
+        compact_train_state(tmp_path / "a" / "receiver_ema.pt", tmp_path / "x.pt")
