@@ -16,13 +16,13 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from semantic.diffusion.training import EMA_EXPORT_FORMAT
+from semantic.segmenter.io import atomic_torch_save
 
 
 def sha256_of(path: str | os.PathLike) -> str:
@@ -49,14 +49,7 @@ def export_receiver(run_dir: str | os.PathLike, out_path: str | os.PathLike, con
     payload = {**data, "unet_config": unet_config,
                "state_dict": {k: v.half() if v.is_floating_point() else v
                               for k, v in data["state_dict"].items()}}
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, suffix=".tmp")
-    os.close(fd)
-    # Through a file object: torch.save(path) names the archive's folder after the (random)
-    # temporary file, so the same EMA would give different bytes and a different sha256.
-    with open(tmp, "wb") as fh:
-        torch.save(payload, fh)
-    os.replace(tmp, out_path)
+    atomic_torch_save(payload, out_path)  # byte-stable: the same EMA gives the same sha256
     digest = sha256_of(out_path)
     if metrics and metrics.get("sha256") not in (None, digest):
         raise ValueError(f"the metrics were measured on a file with sha256 {metrics['sha256']}, "
@@ -167,12 +160,7 @@ def compact_train_state(state_path: str | os.PathLike, out_path: str | os.PathLi
                "optimizer": optimizer,
                "compact": {"ema": str(COMPACT_EMA_DTYPE), "moments": str(COMPACT_MOMENT_DTYPE)}}
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, suffix=".tmp")
-    os.close(fd)
-    with open(tmp, "wb") as fh:
-        torch.save(compact, fh)
-    os.replace(tmp, out_path)
+    atomic_torch_save(compact, out_path)
     return out_path
 
 

@@ -54,7 +54,10 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
     handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(handle)
     try:
-        torch.save(obj, tmp_name)
+        # Through a file object: given a path, torch.save names the archive's inner folder
+        # after the (random) temporary file, and equal objects would give different bytes.
+        with open(tmp_name, "wb") as fh:
+            torch.save(obj, fh)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
