@@ -34,8 +34,18 @@ def sha256_of(path: str | os.PathLike) -> str:
 
 
 def export_receiver(run_dir: str | os.PathLike, out_path: str | os.PathLike, config_path: str,
-                    metrics: dict[str, Any] | None = None) -> Path:
-    """Write the shipped receiver and its model card; returns the weights path."""
+                    metrics: dict[str, Any] | None = None, notes: str | None = None) -> Path:
+    """Write the shipped receiver and its model card; returns the weights path.
+
+    Args:
+        run_dir: a training run folder (``receiver_ema.pt``; ``train_state.pt`` when present
+            gives the training compute).
+        out_path: the shipped weights file; the card is written beside it (``.md``).
+        config_path: the training YAML (quoted in the card's commands).
+        metrics: ``eval receiver --json`` output measured on ``out_path`` itself (its sha256
+            must match the new export), rendered as the card's quality table.
+        notes: free text for the card's "Status" section (what the numbers mean, what is left).
+    """
     from semantic.diffusion.flops import estimate_macs
     from semantic.diffusion.unet import UNetConfig
 
@@ -84,6 +94,16 @@ def export_receiver(run_dir: str | os.PathLike, out_path: str | os.PathLike, con
         f"| file size | {out_path.stat().st_size:,} bytes |",
         f"| sha256 | `{digest}` |",
     ]
+    state_path = Path(run_dir) / "train_state.pt"
+    if state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        if int(state.get("step", -1)) == int(data.get("step", -2)):
+            lines.insert(lines.index(next(x for x in lines if x.startswith("| loss |"))),
+                         f"| training compute | {float(state['wall_s']) / 3600:.2f} h wall in "
+                         f"all (device `{train.get('device')}`, precision "
+                         f"`{train.get('precision')}` of the latest chunk) |")
+    if notes:
+        lines += ["", "## Status", "", notes.strip()]
     if metrics and "regenerated" in metrics:
         lines += ["", *quality_table(metrics)]
     elif metrics:
@@ -175,9 +195,10 @@ def main() -> None:
     parser.add_argument("--state", default=None,
                         help="also write a compact resumable training state here "
                              "(checkpoints/<name>.compact_state.pt)")
+    parser.add_argument("--notes", default=None, help="text of the card's Status section")
     args = parser.parse_args()
     metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else None
-    print(export_receiver(args.run_dir, args.out, args.config, metrics))
+    print(export_receiver(args.run_dir, args.out, args.config, metrics, args.notes))
     if args.state:
         print(compact_train_state(Path(args.run_dir) / "train_state.pt", args.state))
 

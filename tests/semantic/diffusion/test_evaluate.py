@@ -103,9 +103,11 @@ def test_export_is_byte_stable_and_card_states_what_was_measured(exports, tmp_pa
     first = sha256_of(out)
     result = evaluate_receiver(out, CONFIG).to_dict()
     assert result["sha256"] == first
-    export_receiver(run, out, "scenarios/train/x.yaml", metrics=result)
+    torch.save({"step": 10, "wall_s": 5400.0}, run / "train_state.pt")
+    export_receiver(run, out, "scenarios/train/x.yaml", metrics=result, notes="Under-trained.")
     assert sha256_of(out) == first
     card = out.with_suffix(".md").read_text()
+    assert "## Status\n\nUnder-trained." in card and "| training compute | 1.50 h wall" in card
     assert "## Quality (measured on this file)" in card and first in card
     assert f"| regenerated | {result['regenerated']['miou']:.3f}" in card
     assert quality_table(result)[0] in card
