@@ -400,6 +400,7 @@ def _train_segmenter(args: argparse.Namespace) -> int:
                              size=tuple(args.size), seed=args.seed, resume=True, lr=args.lr,
                              class_weighting=args.class_weighting, model_config=model_config,
                              checkpoint=args.checkpoint, max_minutes=args.max_minutes,
+                             precision=args.precision,
                              command="python simulate.py " + " ".join(_without_budget(sys.argv[1:])))
     print(result)
     return 0
@@ -438,6 +439,8 @@ def cmd_train(argv: Sequence[str]) -> int:
     seg.add_argument("--max-minutes", type=float, default=None,
                      help="stop after this long, write the snapshot's weights and card; rerun "
                           "to resume (0: export the checkpoint as it is)")
+    seg.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                     help="bf16: CPU/GPU bf16 autocast (may change when a run resumes)")
     seg.add_argument("--checkpoint", default=None,
                      help="resumable checkpoint (default: <out stem>.ckpt.pt beside the weights)")
     for p in (rec, seg, jscc):

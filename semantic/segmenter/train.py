@@ -172,6 +172,7 @@ def _augment(
     return x.clamp(0.0, 1.0).contiguous(), y.contiguous()
 
 
+PRECISIONS = ("fp32", "bf16")
 CLASS_WEIGHTINGS = ("none", "enet")
 _CLASS_WEIGHT_SAMPLE = 200
 
@@ -241,6 +242,7 @@ def _write_card(
     seconds_per_step: float,
     device: torch.device,
     steps_done: int,
+    precision: str = "fp32",
 ) -> None:
     iou = cm.per_class_iou().tolist()
     rows = "\n".join(
@@ -264,7 +266,7 @@ images in the semantic-link simulator. Trained from scratch (no pretrained weigh
   `{cfg.class_weighting}`), ignore index {IGNORE_INDEX}.
 - Architecture: `{model_cfg.to_dict()}`; parameters: {params:,}.
 - Device: {device.type} ({platform.machine()}, {torch.get_num_threads()} threads), torch
-  {torch.__version__}; {speed} s per step (the last call).
+  {torch.__version__}, precision {precision}; {speed} s per step (the last call).
 - Weights: `{weights_path.name}`, {weights_path.stat().st_size:,} bytes,
   sha256 `{sha256}`.
 
@@ -311,6 +313,7 @@ def train_segmenter(
     command: str | None = None,
     log: Callable[[str], None] = print,
     max_minutes: float | None = None,
+    precision: str = "fp32",
 ) -> TrainResult:
     """Train a :class:`Segmenter` on synthetic street scenes; write weights and a model card.
 
@@ -337,10 +340,16 @@ def train_segmenter(
             loop stops before the next step, checkpoints, evaluates and writes the weights and
             card of the snapshot (the card says how many of the planned steps were done);
             rerun with ``resume=True`` to continue. ``0`` exports the checkpoint as it is.
+        precision: ``"fp32"`` or ``"bf16"`` (forward and loss under bf16 autocast; weights
+            and optimiser stay float32; ~1.8x faster on CPUs with AVX512-BF16/AMX). It steers
+            the run, not its definition, so it may change when a run resumes; the card says
+            which precision the last call used.
 
     Returns:
         TrainResult with the final validation metrics and the files written.
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
     if class_weighting not in CLASS_WEIGHTINGS:
         raise ValueError(
             f"unknown class_weighting {class_weighting!r}; valid: {', '.join(CLASS_WEIGHTINGS)}"
@@ -428,7 +437,9 @@ def train_segmenter(
         y = y.to(device)
         for group in optimizer.param_groups:
             group["lr"] = _learning_rate(step, cfg)
-        loss = F.cross_entropy(model(x), y, weight=weights, ignore_index=IGNORE_INDEX)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y, weight=weights, ignore_index=IGNORE_INDEX)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -489,6 +500,7 @@ def train_segmenter(
         seconds_per_step=seconds_per_step,
         device=device,
         steps_done=step,
+        precision=precision,
     )
     return TrainResult(
         weights_path=out_path,

@@ -230,3 +230,22 @@ def test_non_segmenter_files_are_rejected(tmp_path):
         load_segmenter(tmp_path / "other.pt")
     with pytest.raises(FileNotFoundError):
         load_segmenter(tmp_path / "missing.pt")
+
+
+def test_bf16_training_keeps_fp32_weights_and_resumes_under_fp32(tmp_path):
+    out = tmp_path / "seg.pt"
+    first = _smoke(out, steps=2, precision="bf16", log=lambda line: None)
+    state = torch.load(checkpoint_path(out), weights_only=True)
+    assert all(v.dtype == torch.float32 for v in state["model"].values() if v.is_floating_point())
+    assert first.steps == 2 and "precision bf16" in first.card_path.read_text()
+
+    def stop_at_two(line: str) -> None:
+        if line.startswith("step 2/3"):
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        _smoke(tmp_path / "b.pt", precision="bf16", log=stop_at_two)
+    resumed = _smoke(tmp_path / "b.pt", resume=True, log=lambda line: None)
+    assert resumed.steps == 3 and "precision fp32" in resumed.card_path.read_text()
+    with pytest.raises(ValueError, match="precision"):
+        train_segmenter(out, precision="fp16")
