@@ -8,7 +8,7 @@ and reused at every step (``GuidedDenoiser`` builds the cache).
 
 Example:
     >>> import torch
-    >>> from semantic.diffusion.unet import SDMUNet, UNetConfig
+    >>> from semantic.diffusion.unet import SDMUNet, UNetConfig, upsample_low_res
     >>> cfg = UNetConfig(image_size=16, model_channels=32, num_res_blocks=1,
     ...                  channel_mult=(1, 1), attention_resolutions=(), num_head_channels=16,
     ...                  num_label_channels=4)
@@ -29,7 +29,7 @@ from torch import Tensor
 from semantic.diffusion.guidance import Condition, GuidedDenoiser
 from semantic.diffusion.samplers import DDIMSampler, DDPMSampler, DPMSolverPP2M
 from semantic.diffusion.schedule import NoiseSchedule
-from semantic.diffusion.unet import SDMUNet, UNetConfig
+from semantic.diffusion.unet import SDMUNet, UNetConfig, upsample_low_res
 
 SAMPLERS: tuple[str, ...] = ("ddim", "ddpm", "dpmpp2m")
 
@@ -52,11 +52,16 @@ class DiffusionReceiver:
         noise_schedule, diffusion_steps: the training chain the network was trained on.
         device: where sampling runs.
         batch_size: images per sampling batch (memory bound).
+        residual: the network was trained on ``x0 - up(low_res)`` (super-res only; see
+            ``ReceiverTrainConfig.residual``): the sample is that detail, ``up(low_res)`` is
+            added back, and x̂_0 is not clipped to [-1, 1] inside the chain (the detail's
+            range is not the image's); the final image is.
     """
 
     def __init__(self, unet: SDMUNet, sampler: str = "ddim", steps: int = 20,
                  guidance_scale: float = 1.5, eta: float = 0.0, noise_schedule: str = "linear",
-                 diffusion_steps: int = 1000, device: str = "cpu", batch_size: int = 16):
+                 diffusion_steps: int = 1000, device: str = "cpu", batch_size: int = 16,
+                 residual: bool = False):
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
         if steps <= 0:
@@ -68,14 +73,18 @@ class DiffusionReceiver:
         self.batch_size = batch_size
         self.steps = steps
         self.sampler_name = sampler
+        if residual and not self.config.super_res:
+            raise ValueError("residual receivers need a super-resolution UNet")
+        self.residual = residual
         schedule = NoiseSchedule.from_name(noise_schedule, diffusion_steps)
         respacing = _respacing(sampler, steps)
+        clip = not residual
         if sampler == "ddim":
-            self.sampler = DDIMSampler(schedule, respacing, eta=eta)
+            self.sampler = DDIMSampler(schedule, respacing, eta=eta, clip_denoised=clip)
         elif sampler == "ddpm":
-            self.sampler = DDPMSampler(schedule, respacing)
+            self.sampler = DDPMSampler(schedule, respacing, clip_denoised=clip)
         else:
-            self.sampler = DPMSolverPP2M(schedule, respacing)
+            self.sampler = DPMSolverPP2M(schedule, respacing, clip_denoised=clip)
         on_gpu = str(device).startswith("cuda")
         self.denoiser = GuidedDenoiser(
             self.unet, guidance_scale, batched=on_gpu,
@@ -113,7 +122,10 @@ class DiffusionReceiver:
             if x0 is None:
                 x0 = torch.randn(shape, generator=generator).to(self.device)
             result = self.sampler.sample(self.denoiser, shape, cond, generator, x_T=x0)
-            out.append(result.images.clamp(-1, 1).float().cpu())
+            images = result.images.float()
+            if self.residual:
+                images = images + upsample_low_res(cond.low_res.float(), shape[-2:])
+            out.append(images.clamp(-1, 1).cpu())
         return torch.cat(out)
 
 
@@ -134,5 +146,6 @@ def load_receiver(path: str | os.PathLike, device: str = "cpu", **options: Any
     unet.load_state_dict({k: v.float() for k, v in data["state_dict"].items()})
     train = data.get("train_config") or {}
     options.setdefault("noise_schedule", train.get("noise_schedule", "linear"))
+    options.setdefault("residual", bool(train.get("residual", False)))
     options.setdefault("diffusion_steps", train.get("diffusion_steps", 1000))
     return DiffusionReceiver(unet, device=device, **options)

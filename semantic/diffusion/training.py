@@ -109,6 +109,11 @@ class ReceiverTrainConfig:
         map_noise_stds: stds to draw from, one per batch (GESCO's list by default).
         map_noise_broadcast: GESCO-exact [B, 1, H, W] noise shared across channels.
         super_res: the network also takes a coarse image (``low_res``).
+        residual: super-res only: the diffusion runs on ``x0 - up(low_res)`` (the detail the
+            coarse image lacks; ``up`` = the UNet's own bilinear upsampling) instead of ``x0``,
+            and the receiver adds ``up(low_res)`` back after sampling. The low frequencies then
+            come from the coarse image itself, which small, briefly trained receivers otherwise
+            get wrong (colour drift); the network and its state-dict layout are unchanged.
         lowres_factor: downscale factor of the coarse image when ``batch_fn`` gives none.
         precision: ``auto`` (bf16 on a CUDA device that supports it, else fp16 on CUDA, fp32
             on CPU), ``fp32``, ``bf16`` (autocast on CUDA or CPU: on a CPU with AVX512-BF16 or
@@ -145,6 +150,7 @@ class ReceiverTrainConfig:
     map_noise_stds: tuple[float, ...] = GESCO_MAP_NOISE_STDS
     map_noise_broadcast: bool = False
     super_res: bool = False
+    residual: bool = False
     lowres_factor: int = 2
     precision: str = "auto"
     device: str = "auto"
@@ -178,6 +184,10 @@ class ReceiverTrainConfig:
             raise ValueError("drop_rate must lie in [0, 1]")
         if not 0.0 <= self.ema_rate < 1.0:
             raise ValueError("ema_rate must lie in [0, 1)")
+        if self.residual and not self.super_res:
+            raise ValueError("residual needs super_res: it is the detail over the coarse image")
+        if self.residual and self.early_stopping is not None:
+            raise ValueError("early_stopping's validation loss does not model residual receivers")
         if self.map_noise and not self.map_noise_stds:
             raise ValueError("map_noise needs at least one std in map_noise_stds")
         if self.lowres_factor < 1 or self.checkpoint_every < 1 or self.diffusion_steps < 1:
@@ -706,6 +716,10 @@ def train_receiver(
                 noise = bank.entries(picks, images.shape[1:])
 
             x0 = images.to(device, torch.float32)
+            if config.residual:
+                from semantic.diffusion.unet import upsample_low_res
+
+                x0 = x0 - upsample_low_res(low_res.to(device, torch.float32), x0.shape[-2:])
             noise = noise.to(device)
             t = t.to(device)
             y = y.to(device)

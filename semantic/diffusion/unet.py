@@ -449,6 +449,13 @@ class _SpadeSite:
     downsample: int  # feature resolution = (H, W) // downsample
 
 
+def upsample_low_res(low_res: Tensor, size: tuple[int, int]) -> Tensor:
+    """The super-resolution UNet's upsampling of the coarse image (SPIC: bilinear,
+    ``align_corners=False``): float [B, 3, h, w] -> [B, 3, H, W]. Residual receivers add the
+    same upsampled image back to what they sample."""
+    return F.interpolate(low_res, size=size, mode="bilinear", align_corners=False)
+
+
 class SDMUNet(nn.Module):
     """Semantic diffusion UNet (SDM body; GESCO / SPIC variants by config).
 
@@ -587,7 +594,7 @@ class SDMUNet(nn.Module):
             raise ValueError(f"H and W must be multiples of {mult}; got {height}x{width}")
 
     def _upsample_low_res(self, low_res: Tensor, size: tuple[int, int]) -> Tensor:
-        return F.interpolate(low_res, size=size, mode="bilinear", align_corners=False)
+        return upsample_low_res(low_res, size)
 
     def _model_dtype(self) -> torch.dtype:
         return self.input_blocks[0][0].weight.dtype

@@ -43,7 +43,8 @@ class StandIn(nn.Module):
         self.seen: list[dict] = []
 
     def forward(self, x, t, y, low_res=None):
-        self.seen.append({"y": y.detach().clone(), "low_res": low_res, "t": t.clone()})
+        self.seen.append({"y": y.detach().clone(), "low_res": low_res, "t": t.clone(),
+                          "x": x.detach().clone()})
         parts = [x, y]
         if self.super_res:
             parts.append(F.interpolate(low_res, size=x.shape[-2:], mode="bilinear"))
@@ -372,3 +373,27 @@ def test_compact_state_is_smaller_and_resumes(tmp_path):
         torch.testing.assert_close(resumed_model.state_dict()[key], value, rtol=0, atol=1e-4)
     with pytest.raises(ValueError, match="not a receiver training state"):
         compact_train_state(tmp_path / "a" / "receiver_ema.pt", tmp_path / "x.pt")
+
+
+def test_residual_receivers_diffuse_the_detail_over_the_upsampled_coarse_image(tmp_path):
+    from semantic.diffusion.unet import upsample_low_res
+
+    runs = {}
+    for residual in (False, True):
+        model = make_model(super_res=True)
+        config = small_config(num_steps=2, super_res=True, residual=residual, map_noise=False)
+        train_receiver(config, tmp_path / str(residual), batch_fn=fixed_batch_fn, model=model,
+                       progress=False)
+        runs[residual] = model.seen
+    schedule = NoiseSchedule.from_name("linear", 1000)
+    for direct, residual in zip(runs[False], runs[True]):
+        # The same draws: x_t differs exactly by sqrt(ᾱ_t) · up(low_res).
+        assert torch.equal(direct["t"], residual["t"])
+        up = upsample_low_res(direct["low_res"], (SIZE, SIZE))
+        scale = schedule.alphas_cumprod[direct["t"]].sqrt().float().view(-1, 1, 1, 1)
+        torch.testing.assert_close(direct["x"] - residual["x"], scale * up)
+    with pytest.raises(ValueError, match="residual needs super_res"):
+        small_config(residual=True)
+    with pytest.raises(ValueError, match="residual"):
+        small_config(super_res=True, residual=True,
+                     early_stopping={"every": 1, "patience": 1})
