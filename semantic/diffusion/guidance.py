@@ -37,6 +37,7 @@ __all__ = [
     "Condition",
     "Denoiser",
     "GuidedDenoiser",
+    "ResidualClippedDenoiser",
     "classifier_free_guidance",
 ]
 
@@ -201,3 +202,50 @@ class GuidedDenoiser:
         return classifier_free_guidance(
             out_cond, out_uncond, self.guidance_scale, eps_channels=x.shape[1]
         )
+
+
+class ResidualClippedDenoiser:
+    """A denoiser of a residual super-resolution chain whose x̂_0 is clipped in image space.
+
+    A residual receiver diffuses ``r = k (x_0 - up(low_res))`` (``ReceiverTrainConfig.residual``,
+    ``k = residual_scale``).
+    Clipping x̂_0 to [-1, 1] is what keeps an ε-network's early, high-noise steps bounded
+    (x̂_0 = (x_t - √(1-ᾱ_t) ε̂) / √ᾱ_t divides ε̂'s error by √ᾱ_t ≈ 0.006 at t = 999); for the
+    residual the bound is the image's, ``k (-1 - up) <= r̂ <= k (1 - up)``. This wrapper clips r̂ so and
+    returns the ε that the clipped r̂ implies, ε = (x_t - √ᾱ_t r̂) / √(1-ᾱ_t), with the
+    variance channels unchanged; the sampler then runs with ``clip_denoised=False``.
+
+    Args:
+        denoiser: the wrapped denoiser (e.g. :class:`GuidedDenoiser`); its ``prepare`` is used.
+        schedule: the *training* chain (the timesteps the denoiser receives index it).
+        scale: k, the residual's scale.
+
+    Call: like the wrapped denoiser: ``(x [B,3,H,W], t [B] original timesteps, cond)`` ->
+    [B, 6, H, W] float32.
+    """
+
+    def __init__(self, denoiser: Callable[..., Tensor], schedule: Any, scale: float = 1.0) -> None:
+        self.denoiser = denoiser
+        self.scale = float(scale)
+        self.alphas_cumprod = schedule.alphas_cumprod.to(torch.float64)
+
+    def prepare(self, cond: Condition) -> Condition:
+        prepare = getattr(self.denoiser, "prepare", None)
+        return prepare(cond) if callable(prepare) else cond
+
+    def __call__(self, x: Tensor, t: Tensor, cond: Condition) -> Tensor:
+        from semantic.diffusion.unet import upsample_low_res
+
+        if cond.low_res is None:
+            raise ValueError("a residual chain needs the coarse image (cond.low_res)")
+        out = self.denoiser(x, t, cond).float()
+        channels = x.shape[1]
+        abar = self.alphas_cumprod.to(x.device)[t].view(-1, 1, 1, 1)
+        sqrt_a, sqrt_1ma = abar.sqrt(), (1.0 - abar).sqrt()
+        xd = x.double()
+        r0 = (xd - sqrt_1ma * out[:, :channels].double()) / sqrt_a
+        offset = upsample_low_res(cond.low_res.double(), x.shape[-2:])
+        r0 = torch.minimum(torch.maximum(r0, self.scale * (-1.0 - offset)),
+                           self.scale * (1.0 - offset))
+        eps = ((xd - sqrt_a * r0) / sqrt_1ma).float()
+        return torch.cat([eps, out[:, channels:]], dim=1)

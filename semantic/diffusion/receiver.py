@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from semantic.diffusion.guidance import Condition, GuidedDenoiser
+from semantic.diffusion.guidance import Condition, GuidedDenoiser, ResidualClippedDenoiser
 from semantic.diffusion.samplers import DDIMSampler, DDPMSampler, DPMSolverPP2M
 from semantic.diffusion.schedule import NoiseSchedule
 from semantic.diffusion.unet import SDMUNet, UNetConfig, upsample_low_res
@@ -54,14 +54,15 @@ class DiffusionReceiver:
         batch_size: images per sampling batch (memory bound).
         residual: the network was trained on ``x0 - up(low_res)`` (super-res only; see
             ``ReceiverTrainConfig.residual``): the sample is that detail, ``up(low_res)`` is
-            added back, and x̂_0 is not clipped to [-1, 1] inside the chain (the detail's
-            range is not the image's); the final image is.
+            added back, and x̂_0 is clipped in image space inside the chain
+            (:class:`~semantic.diffusion.guidance.ResidualClippedDenoiser`).
+        residual_scale: k of a residual chain (it samples ``k (x0 - up(low_res))``).
     """
 
     def __init__(self, unet: SDMUNet, sampler: str = "ddim", steps: int = 20,
                  guidance_scale: float = 1.5, eta: float = 0.0, noise_schedule: str = "linear",
                  diffusion_steps: int = 1000, device: str = "cpu", batch_size: int = 16,
-                 residual: bool = False):
+                 residual: bool = False, residual_scale: float = 1.0):
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
         if steps <= 0:
@@ -76,6 +77,7 @@ class DiffusionReceiver:
         if residual and not self.config.super_res:
             raise ValueError("residual receivers need a super-resolution UNet")
         self.residual = residual
+        self.residual_scale = float(residual_scale)
         schedule = NoiseSchedule.from_name(noise_schedule, diffusion_steps)
         respacing = _respacing(sampler, steps)
         clip = not residual
@@ -89,6 +91,8 @@ class DiffusionReceiver:
         self.denoiser = GuidedDenoiser(
             self.unet, guidance_scale, batched=on_gpu,
             autocast_dtype=torch.bfloat16 if on_gpu else None)
+        if residual:
+            self.denoiser = ResidualClippedDenoiser(self.denoiser, schedule, residual_scale)
 
     @property
     def super_res(self) -> bool:
@@ -124,7 +128,8 @@ class DiffusionReceiver:
             result = self.sampler.sample(self.denoiser, shape, cond, generator, x_T=x0)
             images = result.images.float()
             if self.residual:
-                images = images + upsample_low_res(cond.low_res.float(), shape[-2:])
+                images = (images / self.residual_scale
+                          + upsample_low_res(cond.low_res.float(), shape[-2:]))
             out.append(images.clamp(-1, 1).cpu())
         return torch.cat(out)
 
@@ -147,5 +152,6 @@ def load_receiver(path: str | os.PathLike, device: str = "cpu", **options: Any
     train = data.get("train_config") or {}
     options.setdefault("noise_schedule", train.get("noise_schedule", "linear"))
     options.setdefault("residual", bool(train.get("residual", False)))
+    options.setdefault("residual_scale", float(train.get("residual_scale", 1.0)))
     options.setdefault("diffusion_steps", train.get("diffusion_steps", 1000))
     return DiffusionReceiver(unet, device=device, **options)

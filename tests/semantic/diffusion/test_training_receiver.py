@@ -375,25 +375,31 @@ def test_compact_state_is_smaller_and_resumes(tmp_path):
         compact_train_state(tmp_path / "a" / "receiver_ema.pt", tmp_path / "x.pt")
 
 
-def test_residual_receivers_diffuse_the_detail_over_the_upsampled_coarse_image(tmp_path):
+@pytest.mark.parametrize("scale", [1.0, 2.0])
+def test_residual_receivers_diffuse_the_detail_over_the_upsampled_coarse_image(tmp_path, scale):
     from semantic.diffusion.unet import upsample_low_res
 
     runs = {}
     for residual in (False, True):
         model = make_model(super_res=True)
-        config = small_config(num_steps=2, super_res=True, residual=residual, map_noise=False)
+        config = small_config(num_steps=2, super_res=True, residual=residual,
+                              residual_scale=scale, map_noise=False)
         train_receiver(config, tmp_path / str(residual), batch_fn=fixed_batch_fn, model=model,
                        progress=False)
         runs[residual] = model.seen
     schedule = NoiseSchedule.from_name("linear", 1000)
-    for direct, residual in zip(runs[False], runs[True]):
-        # The same draws: x_t differs exactly by sqrt(ᾱ_t) · up(low_res).
+    for step, (direct, residual) in enumerate(zip(runs[False], runs[True])):
+        # The same draws: x_t differs exactly by sqrt(ᾱ_t) · (x0 - k (x0 - up(low_res))).
         assert torch.equal(direct["t"], residual["t"])
+        x0 = fixed_batch_fn(step, None)[0]
         up = upsample_low_res(direct["low_res"], (SIZE, SIZE))
-        scale = schedule.alphas_cumprod[direct["t"]].sqrt().float().view(-1, 1, 1, 1)
-        torch.testing.assert_close(direct["x"] - residual["x"], scale * up)
+        root = schedule.alphas_cumprod[direct["t"]].sqrt().float().view(-1, 1, 1, 1)
+        torch.testing.assert_close(direct["x"] - residual["x"],
+                                   root * (x0 - scale * (x0 - up)))
     with pytest.raises(ValueError, match="residual needs super_res"):
         small_config(residual=True)
+    with pytest.raises(ValueError, match="residual_scale"):
+        small_config(super_res=True, residual=True, residual_scale=0.0)
     with pytest.raises(ValueError, match="residual"):
         small_config(super_res=True, residual=True,
                      early_stopping={"every": 1, "patience": 1})
