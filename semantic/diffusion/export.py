@@ -34,7 +34,8 @@ def sha256_of(path: str | os.PathLike) -> str:
 
 
 def export_receiver(run_dir: str | os.PathLike, out_path: str | os.PathLike, config_path: str,
-                    metrics: dict[str, Any] | None = None, notes: str | None = None) -> Path:
+                    metrics: dict[str, Any] | list[dict[str, Any]] | None = None,
+                    notes: str | None = None) -> Path:
     """Write the shipped receiver and its model card; returns the weights path.
 
     Args:
@@ -42,8 +43,9 @@ def export_receiver(run_dir: str | os.PathLike, out_path: str | os.PathLike, con
             gives the training compute).
         out_path: the shipped weights file; the card is written beside it (``.md``).
         config_path: the training YAML (quoted in the card's commands).
-        metrics: ``eval receiver --json`` output measured on ``out_path`` itself (its sha256
-            must match the new export), rendered as the card's quality table.
+        metrics: ``eval receiver --json`` output (or a list of them, e.g. one per sampler)
+            measured on ``out_path`` itself (each sha256 must match the new export), rendered
+            as the card's quality tables.
         notes: free text for the card's "Status" section (what the numbers mean, what is left).
     """
     from semantic.diffusion.flops import estimate_macs
@@ -61,9 +63,12 @@ def export_receiver(run_dir: str | os.PathLike, out_path: str | os.PathLike, con
                               for k, v in data["state_dict"].items()}}
     atomic_torch_save(payload, out_path)  # byte-stable: the same EMA gives the same sha256
     digest = sha256_of(out_path)
-    if metrics and metrics.get("sha256") not in (None, digest):
-        raise ValueError(f"the metrics were measured on a file with sha256 {metrics['sha256']}, "
-                         f"not on this export ({digest}): re-measure the shipped file")
+    results = [metrics] if isinstance(metrics, dict) else list(metrics or [])
+    for result in results:
+        if result.get("sha256") not in (None, digest):
+            raise ValueError(f"the metrics were measured on a file with sha256 "
+                             f"{result['sha256']}, not on this export ({digest}): re-measure "
+                             "the shipped file")
     cfg = UNetConfig.from_dict(unet_config)
     train = data.get("train_config", {})
     size = tuple(train.get("data", {}).get("size", (64, 128)))
@@ -104,10 +109,11 @@ def export_receiver(run_dir: str | os.PathLike, out_path: str | os.PathLike, con
                          f"`{train.get('precision')}` of the latest chunk) |")
     if notes:
         lines += ["", "## Status", "", notes.strip()]
-    if metrics and "regenerated" in metrics:
-        lines += ["", *quality_table(metrics)]
-    elif metrics:
-        lines += ["", "## Measured", "", "```", json.dumps(metrics, indent=2), "```"]
+    for result in results:
+        if "regenerated" in result:
+            lines += ["", *quality_table(result)]
+        else:
+            lines += ["", "## Measured", "", "```", json.dumps(result, indent=2), "```"]
     out_path.with_suffix(".md").write_text("\n".join(lines) + "\n")
     return out_path
 
@@ -119,10 +125,12 @@ def quality_table(result: dict[str, Any]) -> list[str]:
     if result.get("bicubic"):
         rows.append(("bicubic-upsampled coarse image (baseline)", result["bicubic"]))
     lines = [
-        "## Quality (measured on this file)",
+        f"## Quality (measured on this file): {c['sampler']}-{c['steps']}, guidance "
+        f"{c['guidance_scale']}",
         "",
         f"`python simulate.py eval receiver {result['weights']} --n {c['n']} --steps {c['steps']}"
-        f" --guidance {c['guidance_scale']} --seed {c['seed']} --json`: the first {c['n']} "
+        f" --sampler {c['sampler']} --guidance {c['guidance_scale']} --seed {c['seed']} --json`:"
+        f" the first {c['n']} "
         f"synthetic val scenes, noiseless condition, {c['sampler']}-{c['steps']}, guidance "
         f"{c['guidance_scale']}; mIoU by `{c['segmenter']}`; originals' mIoU "
         f"{result['miou_original']:.3f}. Bar: ratio >= 0.85"
@@ -189,15 +197,15 @@ def main() -> None:
     parser.add_argument("run_dir")
     parser.add_argument("out")
     parser.add_argument("--config", required=True)
-    parser.add_argument("--metrics", default=None,
+    parser.add_argument("--metrics", action="append", default=None,
                         help="JSON of `simulate.py eval receiver OUT --json` measured on the "
-                             "shipped file (rendered as the card's quality table)")
+                             "shipped file (rendered as a quality table; may repeat)")
     parser.add_argument("--state", default=None,
                         help="also write a compact resumable training state here "
                              "(checkpoints/<name>.compact_state.pt)")
     parser.add_argument("--notes", default=None, help="text of the card's Status section")
     args = parser.parse_args()
-    metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else None
+    metrics = [json.loads(Path(m).read_text()) for m in args.metrics or []]
     print(export_receiver(args.run_dir, args.out, args.config, metrics, args.notes))
     if args.state:
         print(compact_train_state(Path(args.run_dir) / "train_state.pt", args.state))

@@ -108,7 +108,7 @@ def test_export_is_byte_stable_and_card_states_what_was_measured(exports, tmp_pa
     assert sha256_of(out) == first
     card = out.with_suffix(".md").read_text()
     assert "## Status\n\nUnder-trained." in card and "| training compute | 1.50 h wall" in card
-    assert "## Quality (measured on this file)" in card and first in card
+    assert "## Quality (measured on this file): ddim-2, guidance 1.5" in card and first in card
     assert f"| regenerated | {result['regenerated']['miou']:.3f}" in card
     assert quality_table(result)[0] in card
     with pytest.raises(ValueError, match="re-measure the shipped file"):
